@@ -44,6 +44,16 @@ type Kind struct {
 	Default func(obj runtime.Object)
 	// Validate checks the object beyond its metadata.
 	Validate func(obj runtime.Object, cfg *Config) field.ErrorList
+	// ValidateUpdate checks what may not change between old and obj
+	// (immutable fields); nil means no extra rules.
+	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
+	// PrepareCreate sets what a new object starts with (a Pod's phase
+	// Pending, a Namespace's finalizer); it runs on create only, after the
+	// UID is assigned and before Default.
+	PrepareCreate func(obj runtime.Object)
+	// KeepStatusOnCreate keeps the status given on create (Nodes are
+	// created with theirs); other kinds start with an empty status.
+	KeepStatusOnCreate bool
 
 	hasSpec, hasStatus bool
 	goType             reflect.Type

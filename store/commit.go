@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// op is one object change inside a transaction.
+type op struct {
+	kind *Kind
+	key  string
+	obj  runtime.Object // the new object; for a delete, the object as deleted
+	prev runtime.Object // the object before, nil on create
+	del  bool
+}
+
+// proposal is a sequenced transaction on its way to the log and memdb.
+type proposal struct {
+	rev  uint64
+	ops  []op
+	data []byte
+	done chan error
+}
+
+// view is what a transaction being prepared reads: memdb plus the
+// sequenced-but-unapplied transactions ahead of it.
+type view struct {
+	s   *Store
+	txn interface {
+		First(table, index string, args ...interface{}) (interface{}, error)
+	}
+}
+
+func (v *view) get(k *Kind, key string) runtime.Object {
+	v.s.ovMu.Lock()
+	e, ok := v.s.overlay[k.table()+"\x00"+key]
+	v.s.ovMu.Unlock()
+	if ok {
+		return e.obj
+	}
+	if v.txn == nil {
+		v.txn = v.s.db.Txn(false)
+	}
+	raw, err := v.txn.First(k.table(), "id", key)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*record).Obj
+}
+
+// commit sequences one transaction. build reads through the view and returns
+// the changes, with rev as their resourceVersion; commit stamps the revision,
+// hands the transaction to the log and waits until it is durable and
+// applied. With dryRun the changes are computed and checked but not written.
+func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev uint64) ([]op, error)) ([]op, error) {
+	s.seqMu.Lock()
+	if s.failed != nil {
+		s.seqMu.Unlock()
+		return nil, ctxErr(s.failed)
+	}
+	rev := s.nextRev + 1
+	ops, err := build(&view{s: s}, rev)
+	if err != nil || len(ops) == 0 || dryRun {
+		s.seqMu.Unlock()
+		return ops, err
+	}
+	rv := strconv.FormatUint(rev, 10)
+	for _, o := range ops {
+		acc, _ := meta.Accessor(o.obj)
+		acc.SetResourceVersion(rv)
+	}
+	p := &proposal{rev: rev, ops: ops, done: make(chan error, 1)}
+	if s.wal != nil {
+		p.data, err = encodeOps(ops)
+		if err != nil {
+			s.seqMu.Unlock()
+			return nil, ctxErr(err)
+		}
+	}
+	s.nextRev = rev
+	s.ovMu.Lock()
+	for _, o := range ops {
+		var obj runtime.Object
+		if !o.del {
+			obj = o.obj
+		}
+		s.overlay[o.kind.table()+"\x00"+o.key] = overlayEntry{rev: rev, obj: obj}
+	}
+	s.ovMu.Unlock()
+	s.qMu.Lock()
+	s.queue = append(s.queue, p)
+	s.qMu.Unlock()
+	s.seqMu.Unlock()
+	select {
+	case s.qReady <- struct{}{}:
+	default:
+	}
+	// The transaction is sequenced: it will be applied whatever the caller's
+	// context says, so wait for the outcome to report it truthfully.
+	if err := <-p.done; err != nil {
+		return nil, ctxErr(err)
+	}
+	return ops, nil
+}
+
+// flushLoop is the commit path: it takes every queued transaction, appends
+// them to the durable log in one write (group commit), applies them to
+// memdb in order and acknowledges them.
+func (s *Store) flushLoop(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			s.drain(ctx.Err())
+			return
+		case <-s.qReady:
+		}
+		for {
+			s.qMu.Lock()
+			batch := s.queue
+			s.queue = nil
+			s.qMu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			var err error
+			if s.wal != nil {
+				err = s.wal.append(batch)
+			}
+			if err != nil {
+				s.fail(err, batch)
+				continue
+			}
+			s.apply(batch)
+			for _, p := range batch {
+				p.done <- nil
+			}
+			if s.wal != nil && s.sinceSnp.Add(int64(len(batch))) >= int64(s.cfg.SnapshotEvery) && s.snapping.CompareAndSwap(false, true) {
+				s.sinceSnp.Store(0)
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					defer s.snapping.Store(false)
+					if err := s.wal.snapshot(s); err != nil {
+						s.log.Error("snapshot failed", "err", err)
+					}
+				}()
+			}
+		}
+	}
+}
+
+// drain fails everything still queued when the store closes.
+func (s *Store) drain(err error) {
+	s.qMu.Lock()
+	batch := s.queue
+	s.queue = nil
+	s.qMu.Unlock()
+	for _, p := range batch {
+		p.done <- fmt.Errorf("store closed: %w", err)
+	}
+}
+
+// fail puts the store into the failed state after a log write error: the
+// unapplied transactions are lost, so no later one may be built on them.
+func (s *Store) fail(err error, batch []*proposal) {
+	s.log.Error("durable log write failed; refusing further writes", "err", err)
+	s.seqMu.Lock()
+	s.failed = fmt.Errorf("%w: %w", errFailedPrefix, err)
+	s.seqMu.Unlock()
+	for _, p := range batch {
+		p.done <- s.failed
+	}
+}
+
+// apply writes a batch of durable transactions into memdb and the event log.
+func (s *Store) apply(batch []*proposal) {
+	txn := s.db.Txn(true)
+	evs := make([]event, 0, len(batch))
+	for _, p := range batch {
+		for _, o := range p.ops {
+			s.applyOp(txn, o)
+			ev := event{rev: p.rev, kind: o.kind, obj: o.obj, prev: o.prev, typ: watch.Modified}
+			switch {
+			case o.del:
+				ev.typ = watch.Deleted
+			case o.prev == nil:
+				ev.typ = watch.Added
+			}
+			evs = append(evs, ev)
+		}
+	}
+	last := batch[len(batch)-1].rev
+	if err := txn.Insert(metaTable, &revRow{ID: "rev", Rev: last}); err != nil {
+		panic(fmt.Sprintf("store: memdb insert revision: %v", err))
+	}
+	txn.Commit()
+	s.applied.Store(last)
+	s.evs.append(evs, last)
+	s.ovMu.Lock()
+	for _, p := range batch {
+		for _, o := range p.ops {
+			k := o.kind.table() + "\x00" + o.key
+			if e, ok := s.overlay[k]; ok && e.rev == p.rev {
+				delete(s.overlay, k)
+			}
+		}
+	}
+	s.ovMu.Unlock()
+}
+
+// applyOp changes one row; memdb errors here mean a broken schema, which is
+// a programming error.
+func (s *Store) applyOp(txn interface {
+	Insert(string, interface{}) error
+	Delete(string, interface{}) error
+	First(string, string, ...interface{}) (interface{}, error)
+}, o op) {
+	if o.del {
+		raw, err := txn.First(o.kind.table(), "id", o.key)
+		if err == nil && raw != nil {
+			err = txn.Delete(o.kind.table(), raw)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("store: memdb delete %s %s: %v", o.kind.table(), o.key, err))
+		}
+		return
+	}
+	if err := txn.Insert(o.kind.table(), newRecord(o.obj)); err != nil {
+		panic(fmt.Sprintf("store: memdb insert %s %s: %v", o.kind.table(), o.key, err))
+	}
+}

@@ -1,0 +1,265 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Store is the embedded implementation of [Interface]: API objects held in
+// go-memdb tables (one per kind, indexed by namespace/name, uid, labels,
+// owner uid and, for pods, spec.nodeName), changed only by transactions that
+// pass through one commit path. Each transaction gets the next global
+// revision (the resourceVersion), is appended to the durable log (group
+// commit) and then applied to memdb in order, like a state machine.
+type Store struct {
+	cfg  Config
+	reg  *Registry
+	log  *slog.Logger
+	now  func() time.Time
+	db   *memdb.MemDB
+	wal  *durableLog // nil in memory mode
+	evs  *eventLog
+	pag  *pageSnapshots
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	// seqMu orders transactions: it is held while one is prepared and
+	// given its revision.
+	seqMu   sync.Mutex
+	nextRev uint64
+	failed  error
+
+	// overlay holds objects of transactions that are sequenced but not
+	// yet applied to memdb, so the next transaction sees them.
+	ovMu    sync.Mutex
+	overlay map[string]overlayEntry
+
+	qMu    sync.Mutex
+	queue  []*proposal
+	qReady chan struct{}
+
+	applied  atomic.Uint64
+	sinceSnp atomic.Int64
+	snapping atomic.Bool
+
+	gc *collector
+}
+
+type overlayEntry struct {
+	rev uint64
+	obj runtime.Object // nil: deleted
+}
+
+// record is the row stored in memdb for one object.
+type record struct {
+	Key       string
+	Namespace string
+	UID       string
+	Labels    map[string]string
+	Owners    []string
+	Node      string
+	Obj       runtime.Object
+}
+
+type revRow struct {
+	ID  string
+	Rev uint64
+}
+
+const metaTable = "_meta"
+
+// DefaultServiceCIDR is the Service clusterIP range used when none is configured.
+var defaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/12")
+
+// Open builds a store. With cfg.Dir empty the store is in memory; otherwise
+// it recovers the state from the snapshot and log in cfg.Dir and continues the
+// revision sequence. The default namespaces exist once Open returns.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Registry == nil {
+		cfg.Registry = DefaultRegistry()
+	}
+	if !cfg.ServiceCIDR.IsValid() {
+		cfg.ServiceCIDR = defaultServiceCIDR
+	}
+	if cfg.WatchWindow <= 0 {
+		cfg.WatchWindow = 100_000
+	}
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = 50_000
+	}
+	if cfg.BookmarkInterval <= 0 {
+		cfg.BookmarkInterval = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	db, err := memdb.NewMemDB(schemaFor(cfg.Registry))
+	if err != nil {
+		return nil, fmt.Errorf("store: memdb schema: %w", err)
+	}
+	s := &Store{
+		cfg:     cfg,
+		reg:     cfg.Registry,
+		log:     cfg.Logger.With("component", "store"),
+		now:     cfg.Now,
+		db:      db,
+		overlay: map[string]overlayEntry{},
+		qReady:  make(chan struct{}, 1),
+		pag:     newPageSnapshots(),
+	}
+	if cfg.Dir != "" {
+		wal, rev, err := openDurableLog(cfg.Dir, s)
+		if err != nil {
+			return nil, err
+		}
+		s.wal = wal
+		s.nextRev = rev
+		s.applied.Store(rev)
+	}
+	s.evs = newEventLog(cfg.WatchWindow, s.nextRev)
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.wg.Add(1)
+	go s.flushLoop(runCtx)
+	if err := s.bootstrap(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.gc = newCollector(s)
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.gc.run(runCtx) }()
+	return s, nil
+}
+
+// Close stops the store's goroutines and closes the durable log. Writes
+// acknowledged before Close are durable.
+func (s *Store) Close() error {
+	s.stop()
+	s.wg.Wait()
+	s.evs.close()
+	if s.wal != nil {
+		return s.wal.close()
+	}
+	return nil
+}
+
+// Registry returns the kinds the store serves.
+func (s *Store) Registry() *Registry { return s.reg }
+
+// Revision returns the revision of the last applied transaction.
+func (s *Store) Revision() uint64 { return s.applied.Load() }
+
+// bootstrap creates the namespaces that exist from the start.
+func (s *Store) bootstrap(ctx context.Context) error {
+	for _, ns := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
+		_, err := s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("store: create namespace %s: %w", ns, err)
+		}
+	}
+	return nil
+}
+
+func schemaFor(reg *Registry) *memdb.DBSchema {
+	sc := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		metaTable: {Name: metaTable, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+		}},
+	}}
+	for _, k := range reg.Kinds() {
+		t := &memdb.TableSchema{Name: k.table(), Indexes: map[string]*memdb.IndexSchema{
+			"id":        {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"uid":       {Name: "uid", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UID"}},
+			"namespace": {Name: "namespace", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Namespace"}},
+			"label":     {Name: "label", AllowMissing: true, Indexer: &memdb.StringMapFieldIndex{Field: "Labels"}},
+			"owner":     {Name: "owner", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Owners"}},
+		}}
+		if k.GroupResource() == (schema.GroupResource{Resource: "pods"}) {
+			t.Indexes["node"] = &memdb.IndexSchema{Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Node"}}
+		}
+		sc.Tables[k.table()] = t
+	}
+	return sc
+}
+
+func objKey(namespace, name string) string { return namespace + "/" + name }
+
+func newRecord(obj runtime.Object) *record {
+	acc, _ := meta.Accessor(obj)
+	r := &record{
+		Key:       objKey(acc.GetNamespace(), acc.GetName()),
+		Namespace: acc.GetNamespace(),
+		UID:       string(acc.GetUID()),
+		Labels:    acc.GetLabels(),
+		Obj:       obj,
+	}
+	for _, o := range acc.GetOwnerReferences() {
+		r.Owners = append(r.Owners, string(o.UID))
+	}
+	if p, ok := obj.(*corev1.Pod); ok {
+		r.Node = p.Spec.NodeName
+	}
+	return r
+}
+
+func (s *Store) kindOf(res schema.GroupResource) (*Kind, error) {
+	k := s.reg.ForResource(res)
+	if k == nil {
+		return nil, unknownResource(res)
+	}
+	return k, nil
+}
+
+func (s *Store) checkNamespaceArg(k *Kind, namespace string) error {
+	if !k.Namespaced && namespace != "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s is cluster-scoped: namespace %q must be empty", k.Resource, namespace))
+	}
+	return nil
+}
+
+// Get returns a copy of one object.
+func (s *Store) Get(ctx context.Context, res schema.GroupResource, namespace, name string, _ metav1.GetOptions) (runtime.Object, error) {
+	k, err := s.kindOf(res)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkNamespaceArg(k, namespace); err != nil {
+		return nil, err
+	}
+	raw, err := s.db.Txn(false).First(k.table(), "id", objKey(namespace, name))
+	if err != nil {
+		return nil, fmt.Errorf("store: get %s: %w", res, err)
+	}
+	if raw == nil {
+		return nil, apierrors.NewNotFound(res, name)
+	}
+	return raw.(*record).Obj.DeepCopyObject(), nil
+}
+
+// errFailed marks a store whose durable log failed; it refuses all writes.
+var errFailedPrefix = errors.New("store: durable log failed; the store refuses writes")
+
+// ctxErr converts a context error to the Status error kubectl expects.
+func ctxErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return apierrors.NewTimeoutError("the request timed out", 0)
+	}
+	return apierrors.NewInternalError(err)
+}

@@ -1,0 +1,489 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/google/uuid"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Finalizers the store itself acts on.
+const (
+	// FinalizerOrphan makes the collector release dependents before the owner goes.
+	FinalizerOrphan = metav1.FinalizerOrphanDependents
+	// FinalizerForeground makes the owner wait until blocking dependents are gone.
+	FinalizerForeground = metav1.FinalizerDeleteDependents
+	// FinalizerNamespace (in a Namespace's spec.finalizers) holds the
+	// namespace until its contents are gone.
+	FinalizerNamespace = string(corev1.FinalizerKubernetes)
+)
+
+const maxGenerateNameTries = 8
+
+func isDryRun(dr []string) bool { return len(dr) > 0 }
+
+func (s *Store) kindForObject(obj runtime.Object) (*Kind, metav1.Object, error) {
+	if obj == nil || reflect.ValueOf(obj).IsNil() {
+		return nil, nil, apierrors.NewBadRequest("object is nil")
+	}
+	k := s.reg.ForObject(obj)
+	if k == nil {
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("type %T is not a kind this store serves", obj))
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil, apierrors.NewBadRequest(err.Error())
+	}
+	return k, acc, nil
+}
+
+func (k *Kind) invalid(name string, errs field.ErrorList) error {
+	return apierrors.NewInvalid(k.GVK.GroupKind(), name, errs)
+}
+
+// validate checks metadata (name rules per kind, labels, annotation size,
+// owner references, finalizers) and the kind's own rules.
+func (s *Store) validate(k *Kind, obj runtime.Object, acc metav1.Object) error {
+	nameFn := k.NameValidation
+	if nameFn == nil {
+		nameFn = apivalidation.NameIsDNSSubdomain
+	}
+	errs := apivalidation.ValidateObjectMetaAccessor(acc, k.Namespaced, nameFn, field.NewPath("metadata"))
+	if k.Validate != nil {
+		errs = append(errs, k.Validate(obj, &s.cfg)...)
+	}
+	if len(errs) > 0 {
+		return k.invalid(acc.GetName(), errs)
+	}
+	return nil
+}
+
+// namespaceUsable refuses objects in a missing or terminating namespace.
+func (s *Store) namespaceUsable(v *view, k *Kind, ns string) error {
+	if !k.Namespaced {
+		return nil
+	}
+	nsKind := s.reg.ForResource(schema.GroupResource{Resource: "namespaces"})
+	raw := v.get(nsKind, objKey("", ns))
+	if raw == nil {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
+	}
+	if acc, _ := meta.Accessor(raw); acc.GetDeletionTimestamp() != nil {
+		return apierrors.NewForbidden(k.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+	}
+	return nil
+}
+
+// Create stores a new object. See [Interface.Create].
+func (s *Store) Create(ctx context.Context, obj runtime.Object, opts metav1.CreateOptions) (runtime.Object, error) {
+	k, _, err := s.kindForObject(obj)
+	if err != nil {
+		return nil, err
+	}
+	obj = obj.DeepCopyObject()
+	acc, _ := meta.Accessor(obj)
+	if !k.Namespaced {
+		acc.SetNamespace("")
+	}
+	acc.SetResourceVersion("")
+	acc.SetDeletionTimestamp(nil)
+	acc.SetDeletionGracePeriodSeconds(nil)
+	acc.SetUID(types.UID(uuid.NewString()))
+	acc.SetCreationTimestamp(metav1.NewTime(s.now().Truncate(time.Second)))
+	acc.SetGeneration(0)
+	if k.hasSpec {
+		acc.SetGeneration(1)
+	}
+	if k.hasStatus && !k.KeepStatusOnCreate {
+		setField(obj, "Status", reflect.Zero(fieldType(obj, "Status")))
+	}
+	if k.PrepareCreate != nil {
+		k.PrepareCreate(obj)
+	}
+	if k.Default != nil {
+		k.Default(obj)
+	}
+	generated := acc.GetName() == "" && acc.GetGenerateName() != ""
+	if generated {
+		acc.SetName(acc.GetGenerateName() + rand.String(5))
+	}
+	if err := s.validate(k, obj, acc); err != nil {
+		return nil, err
+	}
+	for try := 0; ; try++ {
+		ops, err := s.commit(ctx, isDryRun(opts.DryRun), func(v *view, rev uint64) ([]op, error) {
+			if err := s.namespaceUsable(v, k, acc.GetNamespace()); err != nil {
+				return nil, err
+			}
+			key := objKey(acc.GetNamespace(), acc.GetName())
+			if v.get(k, key) != nil {
+				return nil, apierrors.NewAlreadyExists(k.GroupResource(), acc.GetName())
+			}
+			return []op{{kind: k, key: key, obj: obj}}, nil
+		})
+		if apierrors.IsAlreadyExists(err) && generated && try < maxGenerateNameTries {
+			acc.SetName(acc.GetGenerateName() + rand.String(5))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return ops[0].obj.DeepCopyObject(), nil
+	}
+}
+
+// Update replaces spec and metadata, keeping status. See [Interface.Update].
+func (s *Store) Update(ctx context.Context, obj runtime.Object, opts metav1.UpdateOptions) (runtime.Object, error) {
+	return s.update(ctx, obj, isDryRun(opts.DryRun), false)
+}
+
+// UpdateStatus replaces status, keeping spec and metadata. See [Interface.UpdateStatus].
+func (s *Store) UpdateStatus(ctx context.Context, obj runtime.Object, opts metav1.UpdateOptions) (runtime.Object, error) {
+	return s.update(ctx, obj, isDryRun(opts.DryRun), true)
+}
+
+func conflict(k *Kind, name string, why string) error {
+	return apierrors.NewConflict(k.GroupResource(), name, fmt.Errorf("%s", why))
+}
+
+const conflictMsg = "the object has been modified; please apply your changes to the latest version and try again"
+
+func (s *Store) update(ctx context.Context, obj runtime.Object, dryRun, status bool) (runtime.Object, error) {
+	k, in, err := s.kindForObject(obj)
+	if err != nil {
+		return nil, err
+	}
+	if status && !k.hasStatus {
+		return nil, apierrors.NewMethodNotSupported(k.GroupResource(), "update status")
+	}
+	ns, name, wantRV := in.GetNamespace(), in.GetName(), in.GetResourceVersion()
+	if !k.Namespaced {
+		ns = ""
+	}
+	if name == "" {
+		return nil, k.invalid("", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name is required")})
+	}
+	key := objKey(ns, name)
+	var result runtime.Object
+	ops, err := s.commit(ctx, dryRun, func(v *view, rev uint64) ([]op, error) {
+		old := v.get(k, key)
+		if old == nil {
+			return nil, apierrors.NewNotFound(k.GroupResource(), name)
+		}
+		oldAcc, _ := meta.Accessor(old)
+		if wantRV != "" && wantRV != oldAcc.GetResourceVersion() {
+			return nil, conflict(k, name, conflictMsg)
+		}
+		var next runtime.Object
+		if status {
+			next = old.DeepCopyObject()
+			setField(next, "Status", reflect.ValueOf(obj.DeepCopyObject()).Elem().FieldByName("Status"))
+		} else {
+			next = obj.DeepCopyObject()
+			acc, _ := meta.Accessor(next)
+			if uid := acc.GetUID(); uid != "" && uid != oldAcc.GetUID() {
+				return nil, k.invalid(name, field.ErrorList{field.Invalid(field.NewPath("metadata", "uid"), uid, "field is immutable")})
+			}
+			acc.SetNamespace(oldAcc.GetNamespace())
+			acc.SetUID(oldAcc.GetUID())
+			acc.SetCreationTimestamp(oldAcc.GetCreationTimestamp())
+			acc.SetDeletionTimestamp(oldAcc.GetDeletionTimestamp())
+			acc.SetDeletionGracePeriodSeconds(oldAcc.GetDeletionGracePeriodSeconds())
+			if acc.GetGenerateName() == "" {
+				acc.SetGenerateName(oldAcc.GetGenerateName())
+			}
+			if k.hasStatus {
+				setField(next, "Status", reflect.ValueOf(old).Elem().FieldByName("Status"))
+			}
+			if k.Default != nil {
+				k.Default(next)
+			}
+			acc.SetGeneration(oldAcc.GetGeneration())
+			if k.hasSpec && !equality.Semantic.DeepEqual(fieldOf(old, "Spec"), fieldOf(next, "Spec")) {
+				acc.SetGeneration(oldAcc.GetGeneration() + 1)
+			}
+			if err := s.validate(k, next, acc); err != nil {
+				return nil, err
+			}
+			if k.ValidateUpdate != nil {
+				if errs := k.ValidateUpdate(next, old); len(errs) > 0 {
+					return nil, k.invalid(name, errs)
+				}
+			}
+			if oldAcc.GetDeletionTimestamp() != nil {
+				if errs := apivalidation.ValidateNoNewFinalizers(acc.GetFinalizers(), oldAcc.GetFinalizers(), field.NewPath("metadata", "finalizers")); len(errs) > 0 {
+					return nil, k.invalid(name, errs)
+				}
+			}
+		}
+		nextAcc, _ := meta.Accessor(next)
+		nextAcc.SetResourceVersion(oldAcc.GetResourceVersion())
+		if equality.Semantic.DeepEqual(old, next) {
+			result = old
+			return nil, nil
+		}
+		if finishedDeleting(next) {
+			return []op{{kind: k, key: key, obj: next, prev: old, del: true}}, nil
+		}
+		return []op{{kind: k, key: key, obj: next, prev: old}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) > 0 {
+		result = ops[0].obj
+	}
+	return result.DeepCopyObject(), nil
+}
+
+// finishedDeleting reports whether an object marked for deletion may go:
+// no finalizers left (and, for a namespace, no spec finalizers) and no
+// grace period still running.
+func finishedDeleting(obj runtime.Object) bool {
+	acc, _ := meta.Accessor(obj)
+	if acc.GetDeletionTimestamp() == nil || len(acc.GetFinalizers()) > 0 {
+		return false
+	}
+	if ns, ok := obj.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
+		return false
+	}
+	if g := acc.GetDeletionGracePeriodSeconds(); g != nil && *g > 0 {
+		return false
+	}
+	return true
+}
+
+// Patch applies a patch with optimistic concurrency: it patches the current
+// object and retries if another write landed in between, unless the patch
+// itself named a resourceVersion. See [Interface.Patch].
+func (s *Store) Patch(ctx context.Context, res schema.GroupResource, namespace, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresource ...string) (runtime.Object, error) {
+	k, err := s.kindOf(res)
+	if err != nil {
+		return nil, err
+	}
+	status := false
+	for _, sr := range subresource {
+		switch sr {
+		case "":
+		case "status":
+			status = true
+		default:
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("subresource %q cannot be patched in the store", sr))
+		}
+	}
+	for try := 0; ; try++ {
+		cur, err := s.Get(ctx, res, namespace, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		curAcc, _ := meta.Accessor(cur)
+		next, err := applyPatch(k, cur, pt, data)
+		if err != nil {
+			return nil, err
+		}
+		nextAcc, _ := meta.Accessor(next)
+		if nextAcc.GetResourceVersion() != curAcc.GetResourceVersion() {
+			return nil, conflict(k, name, conflictMsg)
+		}
+		out, err := s.update(ctx, next, isDryRun(opts.DryRun), status)
+		if apierrors.IsConflict(err) && try < 16 {
+			continue
+		}
+		return out, err
+	}
+}
+
+// applyPatch returns cur with the patch applied; cur is not changed.
+func applyPatch(k *Kind, cur runtime.Object, pt types.PatchType, data []byte) (runtime.Object, error) {
+	orig, err := json.Marshal(cur)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode for patch: %w", err)
+	}
+	var patched []byte
+	switch pt {
+	case types.JSONPatchType:
+		p, perr := jsonpatch.DecodePatch(data)
+		if perr != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid JSON patch: %v", perr))
+		}
+		patched, err = p.Apply(orig)
+	case types.MergePatchType:
+		patched, err = jsonpatch.MergePatch(orig, data)
+	case types.StrategicMergePatchType:
+		patched, err = strategicpatch.StrategicMergePatch(orig, data, k.New())
+	default:
+		return nil, unsupportedMediaType(string(pt))
+	}
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch could not be applied: %v", err))
+	}
+	next := k.New()
+	if err := json.Unmarshal(patched, next); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object is not a valid %s: %v", k.GVK.Kind, err))
+	}
+	return next, nil
+}
+
+// Delete deletes an object. See [Interface.Delete].
+func (s *Store) Delete(ctx context.Context, res schema.GroupResource, namespace, name string, opts metav1.DeleteOptions) (runtime.Object, error) {
+	k, err := s.kindOf(res)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkNamespaceArg(k, namespace); err != nil {
+		return nil, err
+	}
+	policy := metav1.DeletePropagationBackground
+	if opts.OrphanDependents != nil && *opts.OrphanDependents {
+		policy = metav1.DeletePropagationOrphan
+	}
+	if opts.PropagationPolicy != nil {
+		policy = *opts.PropagationPolicy
+		switch policy {
+		case metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan:
+		default:
+			return nil, k.invalid(name, field.ErrorList{field.NotSupported(field.NewPath("propagationPolicy"), policy,
+				[]string{string(metav1.DeletePropagationForeground), string(metav1.DeletePropagationBackground), string(metav1.DeletePropagationOrphan)})})
+		}
+	}
+	if opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds < 0 {
+		return nil, k.invalid(name, field.ErrorList{field.Invalid(field.NewPath("gracePeriodSeconds"), *opts.GracePeriodSeconds, "must be >= 0")})
+	}
+	key := objKey(namespace, name)
+	var result runtime.Object
+	ops, err := s.commit(ctx, isDryRun(opts.DryRun), func(v *view, rev uint64) ([]op, error) {
+		old := v.get(k, key)
+		if old == nil {
+			return nil, apierrors.NewNotFound(k.GroupResource(), name)
+		}
+		oldAcc, _ := meta.Accessor(old)
+		if pc := opts.Preconditions; pc != nil {
+			if pc.UID != nil && *pc.UID != oldAcc.GetUID() {
+				return nil, conflict(k, name, fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pc.UID, oldAcc.GetUID()))
+			}
+			if pc.ResourceVersion != nil && *pc.ResourceVersion != oldAcc.GetResourceVersion() {
+				return nil, conflict(k, name, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pc.ResourceVersion, oldAcc.GetResourceVersion()))
+			}
+		}
+		next := old.DeepCopyObject()
+		acc, _ := meta.Accessor(next)
+		grace := s.gracePeriod(old, opts.GracePeriodSeconds)
+		switch policy {
+		case metav1.DeletePropagationOrphan:
+			acc.SetFinalizers(addString(acc.GetFinalizers(), FinalizerOrphan))
+		case metav1.DeletePropagationForeground:
+			acc.SetFinalizers(addString(acc.GetFinalizers(), FinalizerForeground))
+		}
+		now := metav1.NewTime(s.now().Truncate(time.Second))
+		if ts := oldAcc.GetDeletionTimestamp(); ts == nil {
+			when := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
+			acc.SetDeletionTimestamp(&when)
+			acc.SetDeletionGracePeriodSeconds(&grace)
+		} else if g := oldAcc.GetDeletionGracePeriodSeconds(); g != nil && grace < *g {
+			// A shorter grace period than the one running replaces it.
+			when := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
+			if when.Before(ts) {
+				acc.SetDeletionTimestamp(&when)
+			}
+			acc.SetDeletionGracePeriodSeconds(&grace)
+		}
+		if nsObj, ok := next.(*corev1.Namespace); ok {
+			nsObj.Status.Phase = corev1.NamespaceTerminating
+		}
+		if finishedDeleting(next) {
+			return []op{{kind: k, key: key, obj: next, prev: old, del: true}}, nil
+		}
+		if equality.Semantic.DeepEqual(old, next) {
+			result = old
+			return nil, nil
+		}
+		return []op{{kind: k, key: key, obj: next, prev: old}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) > 0 {
+		result = ops[0].obj
+	}
+	return result.DeepCopyObject(), nil
+}
+
+// gracePeriod is the deletion grace period of obj: pods that run on a node
+// get the requested or their spec's terminationGracePeriodSeconds (default
+// 30 s); everything else, unscheduled or finished pods included, goes at once.
+func (s *Store) gracePeriod(obj runtime.Object, requested *int64) int64 {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return 0
+	}
+	if requested != nil {
+		return *requested
+	}
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		return *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return corev1.DefaultTerminationGracePeriodSeconds
+}
+
+// DeleteCollection deletes every matching object. See [Interface.DeleteCollection].
+func (s *Store) DeleteCollection(ctx context.Context, res schema.GroupResource, namespace string, opts metav1.DeleteOptions, listOpts metav1.ListOptions) error {
+	l, err := s.List(ctx, res, namespace, listOpts)
+	if err != nil {
+		return err
+	}
+	for _, o := range l.Items {
+		acc, _ := meta.Accessor(o)
+		if _, err := s.Delete(ctx, res, acc.GetNamespace(), acc.GetName(), opts); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func addString(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+func removeString(list []string, s string) []string {
+	out := list[:0:0]
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func fieldType(obj runtime.Object, name string) reflect.Type {
+	f, _ := reflect.TypeOf(obj).Elem().FieldByName(name)
+	return f.Type
+}
+
+func fieldOf(obj runtime.Object, name string) interface{} {
+	return reflect.ValueOf(obj).Elem().FieldByName(name).Interface()
+}
+
+func setField(obj runtime.Object, name string, v reflect.Value) {
+	reflect.ValueOf(obj).Elem().FieldByName(name).Set(v)
+}
