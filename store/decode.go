@@ -27,6 +27,9 @@ func Decode(reg *Registry, data []byte) (runtime.Object, error) {
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("error converting YAML to JSON: %v", err))
 	}
+	if _, err := yaml.YAMLToJSONStrict(data); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("strict decoding error: duplicate field: %v", err))
+	}
 	var tm metav1.TypeMeta
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &tm); err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("couldn't get version/kind; json parse error: %v", err))

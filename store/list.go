@@ -32,9 +32,9 @@ type filter struct {
 	anyLabel  bool
 	anyField  bool
 
-	name     string     // metadata.name=...
-	node     *string    // spec.nodeName=... (pods)
-	eqLabel  [2]string  // one key=value requirement
+	name     string    // metadata.name=...
+	node     *string   // spec.nodeName=... (pods)
+	eqLabel  [2]string // one key=value requirement
 	hasLabel bool
 }
 
