@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,10 +33,10 @@ type filter struct {
 	anyLabel  bool
 	anyField  bool
 
-	name     string    // metadata.name=...
-	node     *string   // spec.nodeName=... (pods)
-	eqLabel  [2]string // one key=value requirement
-	hasLabel bool
+	name      string   // metadata.name=...
+	node      *string  // spec.nodeName=... (pods)
+	labelKey  string   // one requirement key=value or key in (values),
+	labelVals []string // served from the label index
 }
 
 // ParseLabelSelector parses a label selector (equality- and set-based:
@@ -87,9 +88,9 @@ func (s *Store) newFilter(k *Kind, namespace, labelSel, fieldSel string) (*filte
 		reqs, _ := ls.Requirements()
 		for _, r := range reqs {
 			vals := r.Values().UnsortedList()
-			if (r.Operator() == selection.Equals || r.Operator() == selection.DoubleEquals || r.Operator() == selection.In) && len(vals) == 1 {
-				f.eqLabel, f.hasLabel = [2]string{r.Key(), vals[0]}, true
-				break
+			if (r.Operator() == selection.Equals || r.Operator() == selection.DoubleEquals || r.Operator() == selection.In) &&
+				(f.labelVals == nil || len(vals) < len(f.labelVals)) {
+				f.labelKey, f.labelVals = r.Key(), vals
 			}
 		}
 	}
@@ -210,8 +211,27 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 		return nil
 	case f.node != nil && k.table() == "pods":
 		it, err = txn.Get(k.table(), "node", *f.node)
-	case f.hasLabel:
-		it, err = txn.Get(k.table(), "label", f.eqLabel[0], f.eqLabel[1])
+	case len(f.labelVals) == 1:
+		it, err = txn.Get(k.table(), "label", f.labelKey, f.labelVals[0])
+	case len(f.labelVals) > 1:
+		// key in (a,b,...): the union of the index entries, in key order.
+		var recs []*record
+		for _, v := range f.labelVals {
+			it, err := txn.Get(k.table(), "label", f.labelKey, v)
+			if err != nil {
+				return err
+			}
+			for raw := it.Next(); raw != nil; raw = it.Next() {
+				recs = append(recs, raw.(*record))
+			}
+		}
+		sort.Slice(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
+		for _, r := range recs {
+			if r.Key > after && f.matches(r.Obj) && !fn(r) {
+				return nil
+			}
+		}
+		return nil
 	case namespace != "":
 		start := namespace + "/"
 		if after > start {

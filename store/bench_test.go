@@ -1,0 +1,234 @@
+package store_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tugboatdev/tugboat/store"
+)
+
+// benchPod is a realistic pod (labels, one container with resources).
+func benchPod(name, node string, lbls map[string]string) *corev1.Pod {
+	p := pod("default", name, lbls)
+	p.Spec.NodeName = node
+	p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80}}
+	return p
+}
+
+// runCreates creates b.N pods from `writers` goroutines and reports creates/s.
+func runCreates(b *testing.B, s store.Interface, writers int) {
+	ctx := context.Background()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := n.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				if _, err := store.Create(ctx, s, benchPod(fmt.Sprintf("p-%d", i), "", map[string]string{"app": "bench"})); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
+}
+
+// BenchmarkCreateDurable measures acknowledged (fsynced) creates per second
+// with 1, 16 and 64 concurrent writers.
+func BenchmarkCreateDurable(b *testing.B) {
+	for _, writers := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s := openDir(b, b.TempDir())
+			runCreates(b, s, writers)
+		})
+	}
+}
+
+// BenchmarkCreateMemory measures creates per second in memory mode.
+func BenchmarkCreateMemory(b *testing.B) {
+	for _, writers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			runCreates(b, openMem(b), writers)
+		})
+	}
+}
+
+// BenchmarkReferenceBoltTxnPerWrite is the reference for the durable
+// figure: 64 writers each committing its own bbolt transaction (one fsync
+// per write, no group commit), with the same encoded pod as payload.
+func BenchmarkReferenceBoltTxnPerWrite(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "ref.db"), 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err })
+	payload, _ := benchPod("p", "", map[string]string{"app": "bench"}).Marshal()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := n.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				err := db.Update(func(tx *bolt.Tx) error {
+					return tx.Bucket([]byte("b")).Put(binary.BigEndian.AppendUint64(nil, uint64(i)), payload)
+				})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
+}
+
+var listStore struct {
+	once sync.Once
+	s    *store.Store
+}
+
+// tenThousandPods is a store with 10,000 pods on 100 nodes, 100 apps.
+func tenThousandPods(b *testing.B) *store.Store {
+	listStore.once.Do(func() {
+		s, err := store.Open(context.Background(), store.Config{Logger: quietLogs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < 10_000; i += 16 {
+					p := benchPod(fmt.Sprintf("p-%05d", i), fmt.Sprintf("node-%d", i%100), map[string]string{"app": fmt.Sprintf("a%d", i/100), "tier": "web"})
+					if _, err := store.Create(context.Background(), s, p); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		listStore.s = s
+	})
+	return listStore.s
+}
+
+// BenchmarkList10kPods lists from 10,000 pods by label selector, by node
+// (field selector spec.nodeName, served from the node index) and in full.
+func BenchmarkList10kPods(b *testing.B) {
+	s := tenThousandPods(b)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		opts metav1.ListOptions
+		want int
+	}{
+		{"label=app=a7", metav1.ListOptions{LabelSelector: "app=a7"}, 100},
+		{"label=set-based", metav1.ListOptions{LabelSelector: "app in (a7,a8),tier=web"}, 200},
+		{"node=node-7", metav1.ListOptions{FieldSelector: "spec.nodeName=node-7"}, 100},
+		{"all", metav1.ListOptions{}, 10_000},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				l, err := s.List(ctx, podsGR, "", tc.opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(l.Items) != tc.want {
+					b.Fatalf("%d items, want %d", len(l.Items), tc.want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkWatchLatency1000 measures the time from a write being
+// acknowledged... to its event arriving at each of 1,000 watchers: the
+// writer stamps the send time in the object and every watcher records the
+// delay. Reports p50 and p99 over all deliveries.
+func BenchmarkWatchLatency1000(b *testing.B) {
+	ctx := context.Background()
+	s := openMem(b)
+	const watchers = 1000
+	rv := strconv.FormatUint(s.Revision(), 10)
+	lat := make([][]time.Duration, watchers)
+	var wg sync.WaitGroup
+	ws := make([]interface{ Stop() }, watchers)
+	for i := 0; i < watchers; i++ {
+		w, err := s.Watch(ctx, cmGR, "default", metav1.ListOptions{ResourceVersion: rv})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ws[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range w.ResultChan() {
+				c := e.Object.(*corev1.ConfigMap)
+				if c.Name == "stop" {
+					return
+				}
+				sent, _ := strconv.ParseInt(c.Annotations["sent"], 10, 64)
+				lat[i] = append(lat[i], time.Since(time.Unix(0, sent)))
+			}
+		}()
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := cm("default", fmt.Sprintf("c%d", i))
+		c.Annotations = map[string]string{"sent": strconv.FormatInt(time.Now().UnixNano(), 10)}
+		if _, err := store.Create(ctx, s, c); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // about 1,000 writes/s
+	}
+	store.Create(ctx, s, cm("default", "stop"))
+	wg.Wait()
+	b.StopTimer()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	if len(all) != b.N*watchers {
+		b.Fatalf("%d deliveries, want %d", len(all), b.N*watchers)
+	}
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	for _, w := range ws {
+		w.Stop()
+	}
+}
