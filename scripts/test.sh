@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command of the README and of CI: formatting, vet, every test
+# (with the race detector), a short fuzzing run of every fuzz target.
+# Tests that need root, containerd or eBPF skip outside CI when their
+# prerequisite is missing; with CI set nothing may be skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+fuzztime="${FUZZTIME:-10s}"
+
+echo "== gofmt"
+unformatted=$(git ls-files -z '*.go' | xargs -0 gofmt -l)
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+report_flags=()
+[ -n "${CI:-}" ] && report_flags+=(-no-skips)
+go build -o /tmp/tugboat-testreport ./internal/tools/testreport
+set +e
+go test -race -json -timeout 25m ./... > /tmp/tugboat-test.json 2>&1
+set -e
+/tmp/tugboat-testreport "${report_flags[@]}" < /tmp/tugboat-test.json
+
+echo "== fuzz ($fuzztime per target)"
+git grep -l '^func Fuzz' -- '*_test.go' | while read -r f; do
+  dir=$(dirname "$f")
+  for name in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
+    echo "-- $dir $name"
+    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "./$dir" > /tmp/tugboat-fuzz.log 2>&1 || { cat /tmp/tugboat-fuzz.log; exit 1; }
+  done
+done
+echo "== all checks passed"
