@@ -244,3 +244,16 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("dry run stored something: %v rev %d→%d", err, rev, s.Revision())
 	}
 }
+
+func TestOwnedFromIndex(t *testing.T) {
+	s := openMem(t)
+	_, rs := chain(t, s, "web", 4)
+	chain(t, s, "api", 2)
+	owned, err := s.Owned(context.Background(), podsGR, "default", rs.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owned) != 4 {
+		t.Fatalf("%d pods owned by %s, want 4", len(owned), rs.Name)
+	}
+}

@@ -374,7 +374,7 @@ func (c *collector) namespace(ctx context.Context, name string) {
 		if !k.Namespaced {
 			continue
 		}
-		it, err := txn.Get(k.table(), "namespace", name)
+		it, err := txn.Get(k.table(), "id_prefix", name+"/")
 		if err != nil {
 			continue
 		}

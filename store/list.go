@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 )
 
@@ -381,4 +382,24 @@ func (p *pageSnapshots) get(rev uint64) *memdb.Txn {
 	sn.used = time.Now()
 	p.snaps[rev] = sn
 	return sn.txn
+}
+
+// Owned returns copies of the objects of a resource in namespace ("" for
+// all) whose ownerReferences name ownerUID, read from the owner index.
+func (s *Store) Owned(ctx context.Context, res schema.GroupResource, namespace string, ownerUID types.UID) ([]runtime.Object, error) {
+	k, err := s.kindOf(res)
+	if err != nil {
+		return nil, err
+	}
+	it, err := s.db.Txn(false).Get(k.table(), "owner", string(ownerUID))
+	if err != nil {
+		return nil, fmt.Errorf("store: owned %s: %w", res, err)
+	}
+	var out []runtime.Object
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if r := raw.(*record); namespace == "" || r.Namespace == namespace {
+			out = append(out, r.Obj.DeepCopyObject())
+		}
+	}
+	return out, nil
 }

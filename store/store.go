@@ -66,7 +66,7 @@ type overlayEntry struct {
 
 // record is the row stored in memdb for one object.
 type record struct {
-	Key       string
+	Key       string // namespace/name: the id index, also serving namespace prefixes
 	Namespace string
 	UID       string
 	Labels    map[string]string
@@ -185,11 +185,10 @@ func schemaFor(reg *Registry) *memdb.DBSchema {
 	}}
 	for _, k := range reg.Kinds() {
 		t := &memdb.TableSchema{Name: k.table(), Indexes: map[string]*memdb.IndexSchema{
-			"id":        {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
-			"uid":       {Name: "uid", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UID"}},
-			"namespace": {Name: "namespace", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Namespace"}},
-			"label":     {Name: "label", AllowMissing: true, Indexer: &memdb.StringMapFieldIndex{Field: "Labels"}},
-			"owner":     {Name: "owner", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Owners"}},
+			"id":    {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"uid":   {Name: "uid", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UID"}},
+			"label": {Name: "label", AllowMissing: true, Indexer: &memdb.StringMapFieldIndex{Field: "Labels"}},
+			"owner": {Name: "owner", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Owners"}},
 		}}
 		if k.GroupResource() == (schema.GroupResource{Resource: "pods"}) {
 			t.Indexes["node"] = &memdb.IndexSchema{Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Node"}}
