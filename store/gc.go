@@ -125,7 +125,7 @@ func (c *collector) handle(ctx context.Context, evs []event) {
 			if hasString(acc.GetFinalizers(), FinalizerForeground) {
 				foreground[uid] = true
 			}
-		} else if e.typ == watch.Added || ownersChanged(e) {
+		} else if len(acc.GetOwnerReferences()) > 0 && (e.typ == watch.Added || ownersChanged(e)) {
 			obj := e.obj
 			g.Go(func() error { c.checkOwners(gctx, obj); return nil })
 		}

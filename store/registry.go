@@ -49,7 +49,7 @@ type Kind struct {
 	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
 	// PrepareCreate sets what a new object starts with (a Pod's phase
 	// Pending, a Namespace's finalizer); it runs on create only, after the
-	// UID is assigned and before Default.
+	// UID is assigned and after Default.
 	PrepareCreate func(obj runtime.Object)
 	// KeepStatusOnCreate keeps the status given on create (Nodes are
 	// created with theirs); other kinds start with an empty status.

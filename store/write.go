@@ -113,11 +113,11 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, opts metav1.Crea
 	if k.hasStatus && !k.KeepStatusOnCreate {
 		setField(obj, "Status", reflect.Zero(fieldType(obj, "Status")))
 	}
-	if k.PrepareCreate != nil {
-		k.PrepareCreate(obj)
-	}
 	if k.Default != nil {
 		k.Default(obj)
+	}
+	if k.PrepareCreate != nil {
+		k.PrepareCreate(obj)
 	}
 	generated := acc.GetName() == "" && acc.GetGenerateName() != ""
 	if generated {
