@@ -17,7 +17,7 @@ type Config struct {
 	// (default 10.96.0.0/12).
 	ServiceCIDR netip.Prefix
 	// WatchWindow is how many events are kept for watchers to resume from
-	// (default 100,000). Older resourceVersions get 410 Expired.
+	// (default 50,000). Older resourceVersions get 410 Expired.
 	WatchWindow int
 	// SnapshotEvery is how many log entries trigger a snapshot and log
 	// compaction (default 50,000).
@@ -25,6 +25,9 @@ type Config struct {
 	// BookmarkInterval is how often watchers that allow bookmarks get one
 	// (default 1 minute, as upstream).
 	BookmarkInterval time.Duration
+	// EventTTL is how long core/v1 Events are kept after they were last
+	// written (default 1 hour, as the API server's --event-ttl).
+	EventTTL time.Duration
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests set it.

@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -257,3 +259,37 @@ func TestOwnedFromIndex(t *testing.T) {
 		t.Fatalf("%d pods owned by %s, want 4", len(owned), rs.Name)
 	}
 }
+
+// Events go after the event TTL, as with the API server's --event-ttl.
+func TestEventTTL(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := &fakeNow{t: now}
+	s, err := store.Open(ctx, store.Config{Logger: quietLogs, EventTTL: time.Hour, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "old.1"}, Reason: "Scheduled", LastTimestamp: metav1.NewTime(now)}
+	store.Create(ctx, s, ev)
+	clock.Set(now.Add(2 * time.Hour))
+	fresh := ev.DeepCopy()
+	fresh.Name, fresh.LastTimestamp = "fresh.1", metav1.NewTime(clock.Now())
+	store.Create(ctx, s, fresh)
+	s.RunCollection(ctx)
+	if _, err := store.Get[*corev1.Event](ctx, s, "default", "old.1"); !apierrors.IsNotFound(err) {
+		t.Errorf("expired event kept: %v", err)
+	}
+	if _, err := store.Get[*corev1.Event](ctx, s, "default", "fresh.1"); err != nil {
+		t.Errorf("fresh event: %v", err)
+	}
+}
+
+type fakeNow struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (f *fakeNow) Now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
+
+func (f *fakeNow) Set(t time.Time) { f.mu.Lock(); f.t = t; f.mu.Unlock() }

@@ -98,7 +98,7 @@ func TestCrashDurability(t *testing.T) {
 	if testing.Short() {
 		t.Log("short mode: running 3 rounds")
 	}
-	rounds := 25
+	rounds := 20
 	if testing.Short() {
 		rounds = 3
 	}

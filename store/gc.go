@@ -68,10 +68,13 @@ func (c *collector) run(ctx context.Context) {
 	}
 }
 
-// fullPass treats every object as just changed.
+// fullPass treats every object as just changed, and deletes Events older
+// than the event TTL.
 func (c *collector) fullPass(ctx context.Context) {
 	txn := c.s.db.Txn(false)
 	var evs []event
+	var expired []dependent
+	cutoff := c.s.now().Add(-c.s.cfg.EventTTL)
 	for _, k := range c.s.reg.Kinds() {
 		it, err := txn.Get(k.table(), "id")
 		if err != nil {
@@ -79,6 +82,10 @@ func (c *collector) fullPass(ctx context.Context) {
 		}
 		for raw := it.Next(); raw != nil; raw = it.Next() {
 			r := raw.(*record)
+			if ev, ok := r.Obj.(*corev1.Event); ok && eventTime(ev).Before(cutoff) {
+				expired = append(expired, dependent{kind: k, obj: r.Obj})
+				continue
+			}
 			acc, _ := meta.Accessor(r.Obj)
 			if acc.GetDeletionTimestamp() != nil || len(acc.GetOwnerReferences()) > 0 {
 				evs = append(evs, event{typ: watch.Added, kind: k, obj: r.Obj})
@@ -86,6 +93,26 @@ func (c *collector) fullPass(ctx context.Context) {
 		}
 	}
 	c.handle(ctx, evs)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(gcParallelism)
+	for _, d := range expired {
+		g.Go(func() error { c.deleteObj(gctx, d.kind, d.obj, metav1.DeletePropagationBackground); return nil })
+	}
+	_ = g.Wait()
+}
+
+// eventTime is when an Event was last written.
+func eventTime(e *corev1.Event) time.Time {
+	t := e.CreationTimestamp.Time
+	for _, u := range []time.Time{e.LastTimestamp.Time, e.EventTime.Time} {
+		if u.After(t) {
+			t = u
+		}
+	}
+	if e.Series != nil && e.Series.LastObservedTime.After(t) {
+		t = e.Series.LastObservedTime.Time
+	}
+	return t
 }
 
 func (c *collector) handle(ctx context.Context, evs []event) {
@@ -406,3 +433,8 @@ func (c *collector) namespace(ctx context.Context, name string) {
 		return true
 	})
 }
+
+// RunCollection runs one full garbage-collection pass now: dependents of
+// missing owners, pending orphan and foreground deletions, terminating
+// namespaces and expired Events. The store also runs it every minute.
+func (s *Store) RunCollection(ctx context.Context) { s.gc.fullPass(ctx) }

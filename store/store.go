@@ -96,13 +96,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.ServiceCIDR = defaultServiceCIDR
 	}
 	if cfg.WatchWindow <= 0 {
-		cfg.WatchWindow = 100_000
+		cfg.WatchWindow = 50_000
 	}
 	if cfg.SnapshotEvery <= 0 {
 		cfg.SnapshotEvery = 50_000
 	}
 	if cfg.BookmarkInterval <= 0 {
 		cfg.BookmarkInterval = time.Minute
+	}
+	if cfg.EventTTL <= 0 {
+		cfg.EventTTL = time.Hour
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -352,9 +352,11 @@ func TestNamespaces(t *testing.T) {
 	if _, err := store.Get[*corev1.Namespace](ctx, s, "", "dev"); err != nil {
 		t.Fatalf("namespace went before its contents: %v", err)
 	}
-	b, _ := store.Get[*corev1.ConfigMap](ctx, s, "dev", "blocker")
-	b.Finalizers = nil
-	if _, err := store.Update(ctx, s, b); err != nil {
+	waitFor(t, "blocker marked for deletion", func() bool {
+		b, err := store.Get[*corev1.ConfigMap](ctx, s, "dev", "blocker")
+		return err == nil && b.DeletionTimestamp != nil
+	})
+	if _, err := store.Patch[*corev1.ConfigMap](ctx, s, "dev", "blocker", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "namespace gone", func() bool {
