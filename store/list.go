@@ -252,6 +252,22 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 	return visit(it, "")
 }
 
+// readRequest resolves the kind of a List or Watch and parses its selectors.
+func (s *Store) readRequest(res schema.GroupResource, namespace string, opts metav1.ListOptions) (*Kind, *filter, error) {
+	k, err := s.kindOf(res)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkNamespaceArg(k, namespace); err != nil {
+		return nil, nil, err
+	}
+	f, err := s.newFilter(k, namespace, opts.LabelSelector, opts.FieldSelector)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, f, nil
+}
+
 // continueToken is the opaque Continue value of a paged list.
 type continueToken struct {
 	Rev   uint64 `json:"rv"`
@@ -260,14 +276,7 @@ type continueToken struct {
 
 // List returns copies of the matching objects. See [Interface.List].
 func (s *Store) List(ctx context.Context, res schema.GroupResource, namespace string, opts metav1.ListOptions) (*List, error) {
-	k, err := s.kindOf(res)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkNamespaceArg(k, namespace); err != nil {
-		return nil, err
-	}
-	f, err := s.newFilter(k, namespace, opts.LabelSelector, opts.FieldSelector)
+	k, f, err := s.readRequest(res, namespace, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -123,14 +123,7 @@ const InitialEventsEndAnnotation = "k8s.io/initial-events-end"
 
 // Watch streams the changes of one resource. See [Interface.Watch].
 func (s *Store) Watch(ctx context.Context, res schema.GroupResource, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
-	k, err := s.kindOf(res)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkNamespaceArg(k, namespace); err != nil {
-		return nil, err
-	}
-	f, err := s.newFilter(k, namespace, opts.LabelSelector, opts.FieldSelector)
+	k, f, err := s.readRequest(res, namespace, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -243,13 +243,19 @@ func (s *Store) update(ctx context.Context, obj runtime.Object, dryRun, status b
 		}
 		return []op{{kind: k, key: key, obj: next, prev: old}}, nil
 	})
+	return written(ops, result, err)
+}
+
+// written returns a copy of what a single-object write left: the object
+// it wrote or, for a write that changed nothing, the object as it was.
+func written(ops []op, unchanged runtime.Object, err error) (runtime.Object, error) {
 	if err != nil {
 		return nil, err
 	}
 	if len(ops) > 0 {
-		result = ops[0].obj
+		return ops[0].obj.DeepCopyObject(), nil
 	}
-	return result.DeepCopyObject(), nil
+	return unchanged.DeepCopyObject(), nil
 }
 
 // finishedDeleting reports whether an object marked for deletion may go:
@@ -415,13 +421,7 @@ func (s *Store) Delete(ctx context.Context, res schema.GroupResource, namespace,
 		}
 		return []op{{kind: k, key: key, obj: next, prev: old}}, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if len(ops) > 0 {
-		result = ops[0].obj
-	}
-	return result.DeepCopyObject(), nil
+	return written(ops, result, err)
 }
 
 // gracePeriod is the deletion grace period of obj: pods that run on a node
