@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -170,15 +171,33 @@ func (s *Store) Registry() *Registry { return s.reg }
 func (s *Store) Revision() uint64 { return s.applied.Load() }
 
 // bootstrap creates the namespaces that exist from the start.
+// bootstrap creates the namespaces and priority classes that exist from
+// the start, as the API server does.
 func (s *Store) bootstrap(ctx context.Context) error {
+	objs := []runtime.Object{}
 	for _, ns := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
-		_, err := s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	if s.reg.ForResource(schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"}) != nil {
+		for name, v := range map[string]int32{"system-cluster-critical": SystemClusterCritical, "system-node-critical": SystemNodeCritical} {
+			objs = append(objs, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Value: v,
+				Description: "Used for system critical pods that must not be moved from their current node."})
+		}
+	}
+	for _, o := range objs {
+		_, err := s.Create(ctx, o, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("store: create namespace %s: %w", ns, err)
+			return fmt.Errorf("store: create %s: %w", objectName(o), err)
 		}
 	}
 	return nil
 }
+
+// The built-in priority classes' values, as upstream.
+const (
+	SystemClusterCritical int32 = 2_000_000_000
+	SystemNodeCritical    int32 = 2_000_001_000
+)
 
 func schemaFor(reg *Registry) *memdb.DBSchema {
 	sc := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{

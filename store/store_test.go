@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -564,5 +565,34 @@ func TestRegistry(t *testing.T) {
 	}
 	if err := reg.Register(store.Kind{GVK: reg.Lookup("pods").GVK, Resource: "pods2", New: reg.Lookup("pods").New, NewList: reg.Lookup("pods").NewList}); err == nil {
 		t.Error("registering a kind twice succeeded")
+	}
+}
+
+func TestProtectedNamespacesAndPriority(t *testing.T) {
+	ctx := context.Background()
+	s := openMem(t)
+	for _, ns := range []string{"default", "kube-system", "kube-public"} {
+		if _, err := s.Delete(ctx, nsGR, "", ns, metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("delete namespace %s: %v, want Forbidden", ns, err)
+		}
+	}
+	p := pod("kube-system", "critical", nil)
+	p.Spec.PriorityClassName = "system-node-critical"
+	out, err := store.Create(ctx, s, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *out.Spec.Priority != store.SystemNodeCritical {
+		t.Errorf("priority %d", *out.Spec.Priority)
+	}
+	p = pod("default", "unknown-class", nil)
+	p.Spec.PriorityClassName = "gold"
+	if _, err := store.Create(ctx, s, p); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "no PriorityClass with name gold") {
+		t.Errorf("unknown class: %v", err)
+	}
+	store.Create(ctx, s, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "default-prio"}, Value: 100, GlobalDefault: true})
+	out, _ = store.Create(ctx, s, pod("default", "plain", nil))
+	if *out.Spec.Priority != 100 || out.Spec.PriorityClassName != "default-prio" {
+		t.Errorf("global default: %d %q", *out.Spec.Priority, out.Spec.PriorityClassName)
 	}
 }

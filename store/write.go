@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -35,6 +36,9 @@ const (
 )
 
 const maxGenerateNameTries = 8
+
+// protectedNamespaces may not be deleted, as upstream.
+var protectedNamespaces = map[string]bool{metav1.NamespaceDefault: true, metav1.NamespaceSystem: true, metav1.NamespacePublic: true}
 
 func isDryRun(dr []string) bool { return len(dr) > 0 }
 
@@ -131,6 +135,11 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, opts metav1.Crea
 			if err := s.namespaceUsable(v, k, acc.GetNamespace()); err != nil {
 				return nil, err
 			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				if err := s.resolvePriority(v, p); err != nil {
+					return nil, err
+				}
+			}
 			key := objKey(acc.GetNamespace(), acc.GetName())
 			if v.get(k, key) != nil {
 				return nil, apierrors.NewAlreadyExists(k.GroupResource(), acc.GetName())
@@ -146,6 +155,57 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, opts metav1.Crea
 		}
 		return ops[0].obj.DeepCopyObject(), nil
 	}
+}
+
+// resolvePriority sets a new pod's spec.priority from its
+// priorityClassName (or the global default class), as the Priority
+// admission plugin does; an unknown class is refused.
+func (s *Store) resolvePriority(v *view, p *corev1.Pod) error {
+	pcKind := s.reg.ForResource(schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"})
+	if pcKind == nil {
+		return nil
+	}
+	var pc *schedulingv1.PriorityClass
+	if name := p.Spec.PriorityClassName; name != "" {
+		o, _ := v.get(pcKind, objKey("", name)).(*schedulingv1.PriorityClass)
+		if o == nil {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, p.Name, fmt.Errorf("no PriorityClass with name %s was found", name))
+		}
+		pc = o
+	} else {
+		pc = s.globalDefaultPriorityClass(pcKind)
+	}
+	prio := int32(0)
+	if pc != nil {
+		prio = pc.Value
+		p.Spec.PriorityClassName = pc.Name
+		if p.Spec.PreemptionPolicy == nil {
+			p.Spec.PreemptionPolicy = pc.PreemptionPolicy
+		}
+	}
+	if p.Spec.Priority != nil && *p.Spec.Priority != prio {
+		return k8sInvalidPriority(p, prio)
+	}
+	p.Spec.Priority = &prio
+	return nil
+}
+
+func k8sInvalidPriority(p *corev1.Pod, want int32) error {
+	return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, p.Name,
+		fmt.Errorf("the integer value of priority (%d) must not be provided in pod spec; priority admission controller computed %d from the given PriorityClass name", *p.Spec.Priority, want))
+}
+
+func (s *Store) globalDefaultPriorityClass(k *Kind) *schedulingv1.PriorityClass {
+	it, err := s.db.Txn(false).Get(k.table(), "id")
+	if err != nil {
+		return nil
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if pc := raw.(*record).Obj.(*schedulingv1.PriorityClass); pc.GlobalDefault {
+			return pc
+		}
+	}
+	return nil
 }
 
 // Update replaces spec and metadata, keeping status. See [Interface.Update].
@@ -379,6 +439,9 @@ func (s *Store) Delete(ctx context.Context, res schema.GroupResource, namespace,
 			return nil, apierrors.NewNotFound(k.GroupResource(), name)
 		}
 		oldAcc, _ := meta.Accessor(old)
+		if k.GroupResource() == (schema.GroupResource{Resource: "namespaces"}) && protectedNamespaces[name] {
+			return nil, apierrors.NewForbidden(k.GroupResource(), name, fmt.Errorf("this namespace may not be deleted"))
+		}
 		if pc := opts.Preconditions; pc != nil {
 			if pc.UID != nil && *pc.UID != oldAcc.GetUID() {
 				return nil, conflict(k, name, fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pc.UID, oldAcc.GetUID()))
