@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -129,14 +130,17 @@ func (s *Store) flushLoop(ctx context.Context) {
 				break
 			}
 			var err error
+			start := time.Now()
 			if s.wal != nil {
 				err = s.wal.append(batch)
 			}
+			synced := time.Since(start)
 			if err != nil {
 				s.fail(err, batch)
 				continue
 			}
 			s.apply(batch)
+			s.metrics.committed(len(batch), synced, s.wal != nil)
 			for _, p := range batch {
 				p.done <- nil
 			}

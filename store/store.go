@@ -57,7 +57,8 @@ type Store struct {
 	sinceSnp atomic.Int64
 	snapping atomic.Bool
 
-	gc *collector
+	gc      *collector
+	metrics *metrics
 }
 
 type overlayEntry struct {
@@ -138,6 +139,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.applied.Store(rev)
 	}
 	s.evs = newEventLog(cfg.WatchWindow, s.nextRev)
+	s.metrics = newMetrics(s)
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	s.wg.Add(1)

@@ -163,7 +163,11 @@ func (s *Store) Watch(ctx context.Context, res schema.GroupResource, namespace s
 		wctx, cancel = context.WithTimeout(ctx, time.Duration(*opts.TimeoutSeconds)*time.Second)
 	}
 	w.cancel = cancel
-	go w.run(wctx, initial, sendInitial, seq)
+	s.metrics.watchers.Inc()
+	go func() {
+		defer s.metrics.watchers.Dec()
+		w.run(wctx, initial, sendInitial, seq)
+	}()
 	return w, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -230,4 +231,45 @@ func TestWatchPatchSeesModified(t *testing.T) {
 	if e := next(t, w); e.typ != watch.Modified || e.name != "c" {
 		t.Fatalf("got %v", e)
 	}
+}
+
+func TestMetrics(t *testing.T) {
+	ctx := context.Background()
+	s := openDir(t, t.TempDir())
+	store.Create(ctx, s, cm("default", "m"))
+	w, _ := s.Watch(ctx, cmGR, "", metav1.ListOptions{})
+	defer w.Stop()
+	reg := prometheus.NewRegistry()
+	for _, c := range s.Collectors() {
+		reg.MustRegister(c)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		m := f.GetMetric()[0]
+		switch {
+		case m.Counter != nil:
+			got[f.GetName()] = m.Counter.GetValue()
+		case m.Gauge != nil:
+			got[f.GetName()] = m.Gauge.GetValue()
+		case m.Histogram != nil:
+			got[f.GetName()] = float64(m.Histogram.GetSampleCount())
+		}
+	}
+	if got["tugboat_store_transactions_total"] < 5 || got["tugboat_store_revision"] != float64(s.Revision()) ||
+		got["tugboat_store_log_append_seconds"] == 0 {
+		t.Errorf("metrics: %v", got)
+	}
+	waitFor(t, "watcher counted", func() bool {
+		f, _ := reg.Gather()
+		for _, x := range f {
+			if x.GetName() == "tugboat_store_watchers" {
+				return x.GetMetric()[0].Gauge.GetValue() >= 1
+			}
+		}
+		return false
+	})
 }
