@@ -1,0 +1,158 @@
+package containerd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"golang.org/x/sys/unix"
+
+	"github.com/tugboatdev/tugboat/runtime"
+)
+
+type snapshotInfo = snapshots.Info
+
+func defaultPlatform() platforms.MatchComparer { return platforms.Default() }
+
+func isNotFound(err error) bool { return errors.Is(err, runtime.ErrNotFound) }
+
+// removeCgroupParent removes the (empty) parent cgroup of the runtime's
+// containers from every hierarchy.
+func removeCgroupParent(parent string) error {
+	if parent == "" || parent == "/" {
+		return nil
+	}
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	roots = append(roots, "/sys/fs/cgroup")
+	var errs []error
+	for _, root := range roots {
+		dir := filepath.Join(root, parent)
+		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+			continue
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.IsDir() {
+				_ = unix.Rmdir(filepath.Join(dir, e.Name()))
+			}
+		}
+		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("containerd: remove cgroup %s: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(dir string) error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("containerd: %w", err)
+	}
+	defer f.Close()
+	var points []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		p := fields[4]
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	var errs []error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("containerd: unmount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readopt loads persisted sandboxes and re-attaches to running containers:
+// their output goes to their log files again and their exits are watched.
+func (r *Runtime) readopt(ctx context.Context) error {
+	if err := r.loadSandboxes(); err != nil {
+		return err
+	}
+	cs, err := r.client.Containers(ctx)
+	if err != nil {
+		return fmt.Errorf("containerd: list containers: %w", err)
+	}
+	for _, c := range cs {
+		labels, err := c.Labels(ctx)
+		if err != nil || labels[labelSandbox] == "" {
+			continue
+		}
+		t, err := c.Task(ctx, nil)
+		if err != nil {
+			continue
+		}
+		st, err := t.Status(ctx)
+		if err != nil || st.Status != "running" {
+			continue
+		}
+		spec, err := c.Spec(ctx)
+		if err != nil {
+			continue
+		}
+		lc, err := r.newLive(c.ID(), labels, spec.Process.Terminal)
+		if err != nil {
+			return err
+		}
+		task, err := c.Task(ctx, cio.NewAttach(lc.streams()...))
+		if err != nil {
+			lc.closeLog()
+			if errdefs.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("containerd: re-attach %s: %w", c.ID(), err)
+		}
+		lc.io = task.IO()
+		statusC, err := task.Wait(r.bg)
+		if err != nil {
+			lc.closeLog()
+			return fmt.Errorf("containerd: re-attach %s: %w", c.ID(), err)
+		}
+		r.mu.Lock()
+		r.live[c.ID()] = lc
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go r.monitor(lc, labels[labelSandbox], statusC)
+		r.logger.Info("re-adopted running container", "container", c.ID(), "name", labels[labelName])
+	}
+	return nil
+}
+
+// killOrphanShims ends shims still serving address after the daemon
+// stopped (left by a client that died while creating a task), by PID.
+func killOrphanShims(address string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 0 || !strings.Contains(filepath.Base(args[0]), "containerd-shim") || !slices.Contains(args, address) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err == nil {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
