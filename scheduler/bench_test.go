@@ -1,0 +1,507 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tugboatdev/tugboat/scheduler/cache"
+	"github.com/tugboatdev/tugboat/scheduler/framework"
+	"github.com/tugboatdev/tugboat/store"
+)
+
+// countingStore wraps the store and counts, per pod UID, the successful
+// updates that bound the pod (spec.nodeName set), to prove every pod is
+// bound exactly once.
+type countingStore struct {
+	store.Interface
+	mu    sync.Mutex
+	binds map[types.UID]int
+}
+
+func (c *countingStore) Update(ctx context.Context, obj k8sruntime.Object, opts metav1.UpdateOptions) (k8sruntime.Object, error) {
+	out, err := c.Interface.Update(ctx, obj, opts)
+	if p, ok := obj.(*v1.Pod); ok && err == nil && p.Spec.NodeName != "" {
+		c.mu.Lock()
+		c.binds[p.UID]++
+		c.mu.Unlock()
+	}
+	return out, err
+}
+
+// perfNode is the scheduler_perf node: 4 cpu, 32Gi, 110 pods.
+func perfNode(i int, lbls map[string]string) *v1.Node {
+	return makeNode(fmt.Sprintf("node-%05d", i), "4", "32Gi", 110, lbls)
+}
+
+// perfPod is the scheduler_perf pod: 100m cpu, 500Mi memory.
+func perfPod(name string) *v1.Pod {
+	p := makePod("default", name, "100m", "500Mi")
+	p.Labels = map[string]string{"app": "perf"}
+	return p
+}
+
+type workload struct {
+	nodes     int
+	nodeFn    func(i int) *v1.Node
+	initPods  int
+	initFn    func(i int) *v1.Pod
+	pods      int
+	podFn     func(i int) *v1.Pod
+	cfg       Config
+	setup     func(tb testing.TB, st store.Interface)
+	expectAll bool // every measured pod must be bound
+	// wantBound, when set, is how many measured pods must end bound.
+	check func(tb testing.TB, nodes []*v1.Node, pods []*v1.Pod)
+}
+
+// runWorkload runs one workload through the in-memory store and returns
+// the measured pods/s (first create to last bind).
+func runWorkload(b *testing.B, w workload) float64 {
+	b.Helper()
+	ctx := context.Background()
+	raw := openStore(b)
+	cs := &countingStore{Interface: raw, binds: map[types.UID]int{}}
+	if w.setup != nil {
+		w.setup(b, raw)
+	}
+	for i := range w.nodes {
+		mustCreate(b, raw, w.nodeFn(i))
+	}
+	w.cfg.Logger = discardLogger()
+	s := startScheduler(b, cs, w.cfg)
+	for i := range w.initPods {
+		mustCreate(b, raw, w.initFn(i))
+	}
+	waitCount(b, s, int64(w.initPods))
+	base := s.Stats().Scheduled
+	runtime.GC()
+	b.ResetTimer()
+	start := time.Now()
+	cpu0 := cpuTime()
+	// Pods are created by a few concurrent clients, as by several
+	// controllers (scheduler_perf creates them through a client pool).
+	const creators = 4
+	for c := range creators {
+		go func() {
+			for i := c; i < w.pods; i += creators {
+				if _, err := raw.Create(ctx, w.podFn(i), metav1.CreateOptions{}); err != nil {
+					b.Errorf("create: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	want := int64(w.pods)
+	if !w.expectAll {
+		want = -1
+	}
+	if want > 0 {
+		waitCount(b, s, base+want)
+	}
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	rate := float64(w.pods) / elapsed.Seconds()
+	b.ReportMetric(rate, "pods/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(w.pods), "cpu-µs/pod")
+	verify(b, raw, cs, w)
+	return rate
+}
+
+func waitCount(tb testing.TB, s *Scheduler, n int64) {
+	tb.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for s.Stats().Scheduled < n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out: %d of %d pods scheduled (stats %+v)", s.Stats().Scheduled, n, s.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// verify checks that no node is over-committed, that every pod was bound
+// at most once (exactly once when bound) and runs the workload's check.
+func verify(tb testing.TB, st store.Interface, cs *countingStore, w workload) {
+	tb.Helper()
+	ctx := context.Background()
+	nodes, _, err := store.ListOf[*v1.Node](ctx, st, "", metav1.ListOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pods, _, err := store.ListOf[*v1.Pod](ctx, st, "", metav1.ListOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	verifyPlacement(tb, nodes, pods, cs.binds, w)
+}
+
+func verifyPlacement(tb testing.TB, nodes []*v1.Node, pods []*v1.Pod, binds map[types.UID]int, w workload) {
+	tb.Helper()
+	type use struct{ cpu, mem, n int64 }
+	used := map[string]*use{}
+	for _, p := range pods {
+		n := binds[p.UID]
+		if p.Spec.NodeName == "" {
+			if w.expectAll {
+				tb.Errorf("pod %s not bound", p.Name)
+			}
+			continue
+		}
+		if n != 1 {
+			tb.Errorf("pod %s bound %d times", p.Name, n)
+		}
+		pi := framework.NewPodInfo(p)
+		u := used[p.Spec.NodeName]
+		if u == nil {
+			u = &use{}
+			used[p.Spec.NodeName] = u
+		}
+		u.cpu += pi.Requests.MilliCPU
+		u.mem += pi.Requests.Memory
+		u.n++
+	}
+	for _, n := range nodes {
+		u := used[n.Name]
+		if u == nil {
+			continue
+		}
+		a := n.Status.Allocatable
+		if u.cpu > a.Cpu().MilliValue() || u.mem > a.Memory().Value() || u.n > a.Pods().Value() {
+			tb.Errorf("node %s over-committed: cpu %dm mem %d pods %d", n.Name, u.cpu, u.mem, u.n)
+		}
+	}
+	if w.check != nil {
+		w.check(tb, nodes, pods)
+	}
+}
+
+// The scheduler_perf workloads at 5000 nodes.
+
+func basicWorkload() workload {
+	return workload{
+		nodes: 5000, nodeFn: func(i int) *v1.Node { return perfNode(i, nil) },
+		initPods: 1000, initFn: func(i int) *v1.Pod { return perfPod(fmt.Sprintf("init-%d", i)) },
+		pods: 10000, podFn: func(i int) *v1.Pod { return perfPod(fmt.Sprintf("pod-%d", i)) },
+		expectAll: true,
+	}
+}
+
+// antiAffinityPod carries required anti-affinity by hostname against pods
+// with its own label, as scheduler_perf's pod-with-pod-anti-affinity.
+func antiAffinityPod(name string) *v1.Pod {
+	p := perfPod(name)
+	p.Labels = map[string]string{"color": "green"}
+	p.Spec.Affinity = &v1.Affinity{PodAntiAffinity: &v1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []v1.PodAffinityTerm{{
+		LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"color": "green"}},
+		TopologyKey:   v1.LabelHostname,
+	}}}}
+	return p
+}
+
+func antiAffinityWorkload() workload {
+	return workload{
+		nodes: 5000, nodeFn: func(i int) *v1.Node { return perfNode(i, nil) },
+		initPods: 1000, initFn: func(i int) *v1.Pod { return antiAffinityPod(fmt.Sprintf("init-%d", i)) },
+		pods: 4000, podFn: func(i int) *v1.Pod { return antiAffinityPod(fmt.Sprintf("pod-%d", i)) },
+		expectAll: true,
+		check: func(tb testing.TB, _ []*v1.Node, pods []*v1.Pod) {
+			seen := map[string]string{}
+			for _, p := range pods {
+				if p.Labels["color"] != "green" || p.Spec.NodeName == "" {
+					continue
+				}
+				if other, ok := seen[p.Spec.NodeName]; ok {
+					tb.Errorf("anti-affinity violated: %s and %s on %s", p.Name, other, p.Spec.NodeName)
+				}
+				seen[p.Spec.NodeName] = p.Name
+			}
+		},
+	}
+}
+
+var moonZones = []string{"moon-1", "moon-2", "moon-3"}
+
+// spreadPod spreads over zones with maxSkew 1, DoNotSchedule, as
+// scheduler_perf's pod-with-topology-spreading.
+func spreadPod(name string) *v1.Pod {
+	p := perfPod(name)
+	p.Labels = map[string]string{"foo": "bar"}
+	p.Spec.TopologySpreadConstraints = []v1.TopologySpreadConstraint{{
+		MaxSkew: 1, TopologyKey: v1.LabelTopologyZone, WhenUnsatisfiable: v1.DoNotSchedule,
+		LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"foo": "bar"}},
+	}}
+	return p
+}
+
+func spreadWorkload() workload {
+	return workload{
+		nodes: 5000, nodeFn: func(i int) *v1.Node {
+			return perfNode(i, map[string]string{v1.LabelTopologyZone: moonZones[i%3]})
+		},
+		initPods: 1000, initFn: func(i int) *v1.Pod { return perfPod(fmt.Sprintf("init-%d", i)) },
+		pods: 5000, podFn: func(i int) *v1.Pod { return spreadPod(fmt.Sprintf("pod-%d", i)) },
+		expectAll: true,
+		check: func(tb testing.TB, nodes []*v1.Node, pods []*v1.Pod) {
+			zone := map[string]string{}
+			for _, n := range nodes {
+				zone[n.Name] = n.Labels[v1.LabelTopologyZone]
+			}
+			count := map[string]int{}
+			for _, p := range pods {
+				if p.Labels["foo"] == "bar" && p.Spec.NodeName != "" {
+					count[zone[p.Spec.NodeName]]++
+				}
+			}
+			lo, hi := 1<<30, 0
+			for _, z := range moonZones {
+				lo, hi = min(lo, count[z]), max(hi, count[z])
+			}
+			if hi-lo > 1 {
+				tb.Errorf("topology spread violated: %v", count)
+			}
+		},
+	}
+}
+
+// nodeAffinityPod requires zone1 by required node affinity, as
+// scheduler_perf's pod-with-node-affinity.
+func nodeAffinityPod(name string) *v1.Pod {
+	p := perfPod(name)
+	p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{
+		NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{{
+			Key: "failure-domain.beta.kubernetes.io/zone", Operator: v1.NodeSelectorOpIn, Values: []string{"zone1"},
+		}}}},
+	}}}
+	return p
+}
+
+func nodeAffinityWorkload() workload {
+	return workload{
+		nodes: 5000, nodeFn: func(i int) *v1.Node {
+			z := "zone1"
+			if i%5 == 4 { // a fifth of the nodes is elsewhere
+				z = "zone2"
+			}
+			return perfNode(i, map[string]string{"failure-domain.beta.kubernetes.io/zone": z})
+		},
+		initPods: 1000, initFn: func(i int) *v1.Pod { return perfPod(fmt.Sprintf("init-%d", i)) },
+		pods: 10000, podFn: func(i int) *v1.Pod { return nodeAffinityPod(fmt.Sprintf("pod-%d", i)) },
+		expectAll: true,
+		check: func(tb testing.TB, nodes []*v1.Node, pods []*v1.Pod) {
+			zone := map[string]string{}
+			for _, n := range nodes {
+				zone[n.Name] = n.Labels["failure-domain.beta.kubernetes.io/zone"]
+			}
+			for _, p := range pods {
+				if p.Spec.Affinity != nil && p.Spec.NodeName != "" && zone[p.Spec.NodeName] != "zone1" {
+					tb.Errorf("node affinity violated: %s on %s", p.Name, p.Spec.NodeName)
+				}
+			}
+		},
+	}
+}
+
+// preemptionWorkload fills every node with one low-priority pod of 3.5 cpu
+// and then schedules 1000 high-priority pods of 3 cpu, each of which must
+// preempt a victim. Pods have no grace period (no kubelet runs here).
+func preemptionWorkload() workload {
+	low := func(name string) *v1.Pod {
+		p := makePod("default", name, "3500m", "500Mi")
+		p.Spec.PriorityClassName = "low"
+		p.Spec.TerminationGracePeriodSeconds = new(int64)
+		return p
+	}
+	high := func(name string) *v1.Pod {
+		p := makePod("default", name, "3", "500Mi")
+		p.Labels = map[string]string{"tier": "high"}
+		p.Spec.PriorityClassName = "high"
+		p.Spec.TerminationGracePeriodSeconds = new(int64)
+		return p
+	}
+	return workload{
+		setup: func(tb testing.TB, st store.Interface) {
+			mustCreate(tb, st, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "low"}, Value: 10})
+			mustCreate(tb, st, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "high"}, Value: 1000})
+		},
+		nodes: 5000, nodeFn: func(i int) *v1.Node { return perfNode(i, nil) },
+		initPods: 5000, initFn: func(i int) *v1.Pod { return low(fmt.Sprintf("low-%d", i)) },
+		pods: 1000, podFn: func(i int) *v1.Pod { return high(fmt.Sprintf("high-%d", i)) },
+		expectAll: true,
+		check: func(tb testing.TB, _ []*v1.Node, pods []*v1.Pod) {
+			n := 0
+			for _, p := range pods {
+				if p.Labels["tier"] == "high" && p.Spec.NodeName != "" {
+					n++
+				}
+			}
+			if n != 1000 {
+				tb.Errorf("%d high-priority pods bound, want 1000", n)
+			}
+		},
+	}
+}
+
+// Benchmark* run the scheduler_perf workloads through the in-memory store
+// (pods created with Create, bindings written with Update, everything
+// watched back): pods/s from the first create to the last bind.
+
+func BenchmarkSchedulingBasic(b *testing.B) {
+	for range b.N {
+		runWorkload(b, basicWorkload())
+	}
+}
+
+// BenchmarkSchedulingBasicNoScheduledEvents is SchedulingBasic without the
+// "Scheduled" Event per pod, to show the cost of that extra store write.
+func BenchmarkSchedulingBasicNoScheduledEvents(b *testing.B) {
+	for range b.N {
+		w := basicWorkload()
+		w.cfg.DisableScheduledEvents = true
+		runWorkload(b, w)
+	}
+}
+
+func BenchmarkSchedulingPodAntiAffinity(b *testing.B) {
+	for range b.N {
+		runWorkload(b, antiAffinityWorkload())
+	}
+}
+
+func BenchmarkSchedulingTopologySpreading(b *testing.B) {
+	for range b.N {
+		runWorkload(b, spreadWorkload())
+	}
+}
+
+func BenchmarkSchedulingNodeAffinity(b *testing.B) {
+	for range b.N {
+		runWorkload(b, nodeAffinityWorkload())
+	}
+}
+
+func BenchmarkPreemption(b *testing.B) {
+	for range b.N {
+		runWorkload(b, preemptionWorkload())
+	}
+}
+
+// BenchmarkCacheMemory measures the cache's memory per node and per pod
+// (cache and snapshot together).
+func BenchmarkCacheMemory(b *testing.B) {
+	for range b.N {
+		var m0, m1, m2 runtime.MemStats
+		nodes := make([]*v1.Node, 5000)
+		pods := make([]*v1.Pod, 50000)
+		for i := range nodes {
+			nodes[i] = perfNode(i, nil)
+		}
+		for i := range pods {
+			pods[i] = perfPod(fmt.Sprintf("pod-%d", i))
+			pods[i].UID = types.UID(fmt.Sprintf("uid-%d", i))
+			pods[i].Spec.NodeName = nodes[i%len(nodes)].Name
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		c := cache.New(nil)
+		snap := framework.NewSnapshot()
+		for _, n := range nodes {
+			c.AddNode(n)
+		}
+		c.UpdateSnapshot(snap)
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		for _, p := range pods {
+			c.AddPod(p)
+		}
+		c.UpdateSnapshot(snap)
+		runtime.GC()
+		runtime.ReadMemStats(&m2)
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/float64(len(nodes)), "B/node")
+		b.ReportMetric(float64(m2.HeapAlloc-m1.HeapAlloc)/float64(len(pods)), "B/pod")
+		runtime.KeepAlive(c)
+		runtime.KeepAlive(snap)
+	}
+}
+
+var _ = resource.MustParse
+
+// cpuTime is the CPU time (user and system) this process used so far. On
+// a shared machine it is a steadier measure than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStoreOnlyCreateAndBind is the side-by-side reference for the
+// through-store figures: the same 10000 pod creates and binding updates
+// (plus one Event each) written by plain loops, no scheduler. It bounds
+// what any scheduler can reach through this store on this machine.
+func BenchmarkStoreOnlyCreateAndBind(b *testing.B) {
+	ctx := context.Background()
+	for range b.N {
+		st := openStore(b)
+		for i := range 100 {
+			mustCreate(b, st, perfNode(i, nil))
+		}
+		b.ResetTimer()
+		start := time.Now()
+		cpu0 := cpuTime()
+		created := make(chan *v1.Pod, 1024)
+		var cwg sync.WaitGroup
+		for c := range 4 {
+			cwg.Add(1)
+			go func() {
+				defer cwg.Done()
+				for i := c; i < 10000; i += 4 {
+					p, err := store.Create(ctx, st, perfPod(fmt.Sprintf("pod-%d", i)))
+					if err != nil {
+						b.Errorf("create: %v", err)
+						return
+					}
+					created <- p
+				}
+			}()
+		}
+		go func() { cwg.Wait(); close(created) }()
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for p := range created {
+					p.Spec.NodeName = fmt.Sprintf("node-%05d", 0)
+					if _, err := st.Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+						b.Errorf("bind: %v", err)
+					}
+					ev := &v1.Event{ObjectMeta: metav1.ObjectMeta{Name: p.Name + ".ev", Namespace: p.Namespace}, InvolvedObject: v1.ObjectReference{Kind: "Pod", Name: p.Name, Namespace: p.Namespace}, Reason: "Scheduled", Type: v1.EventTypeNormal}
+					if _, err := st.Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+						b.Errorf("event: %v", err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		cpu := cpuTime() - cpu0
+		b.StopTimer()
+		b.ReportMetric(10000/elapsed.Seconds(), "pods/s")
+		b.ReportMetric(float64(cpu.Microseconds())/10000, "cpu-µs/pod")
+	}
+}

@@ -1,0 +1,84 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/tugboatdev/tugboat/scheduler/framework"
+)
+
+func TestNumFeasibleNodesToFind(t *testing.T) {
+	tests := []struct {
+		pct   int32
+		nodes int
+		want  int
+	}{
+		{0, 50, 50},       // small clusters: all nodes
+		{0, 1000, 420},    // 50 - 1000/125 = 42%
+		{0, 5000, 500},    // 50 - 40 = 10%
+		{0, 10000, 500},   // floor of 5%
+		{0, 150, 100},     // never fewer than 100
+		{30, 1000, 300},   // configured
+		{100, 5000, 5000}, // everything
+	}
+	for _, tt := range tests {
+		if got := NumFeasibleNodesToFind(tt.pct, tt.nodes); got != tt.want {
+			t.Errorf("NumFeasibleNodesToFind(%d, %d) = %d, want %d", tt.pct, tt.nodes, got, tt.want)
+		}
+	}
+}
+
+// TestFilterRotationAndParallelism checks that the search starts where
+// the previous one stopped, and that two filter workers find exactly the
+// nodes one worker finds.
+func TestFilterRotationAndParallelism(t *testing.T) {
+	ctx := context.Background()
+	run := func(parallelism int) [][]string {
+		s, err := New(ctx, nil, Config{Parallelism: parallelism, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 1000 {
+			n := makeNode(fmt.Sprintf("n%04d", i), "4", "8Gi", 110, nil)
+			if i%3 == 0 {
+				n.Spec.Taints = []v1.Taint{{Key: "k", Effect: v1.TaintEffectNoSchedule}}
+			}
+			s.cache.AddNode(n)
+		}
+		s.cache.UpdateSnapshot(s.snap)
+		var rounds [][]string
+		for r := range 3 {
+			pi := framework.NewPodInfo(makePod("default", fmt.Sprint(r), "100m", ""))
+			state := framework.NewCycleState()
+			if _, st := s.fw.RunPreFilterPlugins(ctx, state, pi); !st.IsSuccess() {
+				t.Fatal(st)
+			}
+			feasible, _, _, st := s.findFeasible(ctx, state, pi, s.snap.List(), 420)
+			if st != nil {
+				t.Fatal(st)
+			}
+			var names []string
+			for _, n := range feasible {
+				names = append(names, n.Name())
+			}
+			rounds = append(rounds, names)
+		}
+		return rounds
+	}
+	seq := run(1)
+	for r, names := range seq {
+		if len(names) != 420 {
+			t.Fatalf("round %d: %d feasible, want 420", r, len(names))
+		}
+	}
+	if seq[0][0] != "n0001" || seq[1][0] == seq[0][0] {
+		t.Errorf("rotation: round starts %s, %s", seq[0][0], seq[1][0])
+	}
+	if d := cmp.Diff(seq, run(2)); d != "" {
+		t.Errorf("parallel differs from sequential (-seq +par):\n%s", d)
+	}
+}

@@ -1,0 +1,19 @@
+// Package framework is the scheduler's plugin framework: the plugin
+// interfaces for each extension point (PreFilter, Filter, PostFilter,
+// PreScore, Score with NormalizeScore, Reserve, Permit, Bind), the
+// [Framework] that runs the enabled plugins of a profile in order with their
+// score weights, the per-cycle [CycleState], and the data plugins read:
+// [PodInfo] (a pod with its effective requests, priority and parsed
+// affinity terms computed once), [NodeInfo] (a node with the pods on it and
+// their summed requests and host ports) and [Snapshot].
+//
+// The Snapshot is updated incrementally by the cache between cycles and
+// keeps aggregates across all nodes (image spread, the domains of existing
+// pods' required anti-affinity terms, memoized per-domain counts of pods
+// matching a selector) so that InterPodAffinity and PodTopologySpread do
+// not walk every pod for every pod they place.
+//
+// Filter and Score run for thousands of nodes per pod: they must not
+// allocate on their success path, and plugins return shared, immutable
+// [Status] values for their common rejections.
+package framework
