@@ -233,7 +233,7 @@ func validatePodUpdate(obj, old runtime.Object) field.ErrorList {
 	mutable.Tolerations = op.Spec.Tolerations
 	mutable.SchedulingGates = op.Spec.SchedulingGates
 	mutable.NodeName = op.Spec.NodeName
-	if !equality.Semantic.DeepEqual(mutable, &op.Spec) {
+	if !sameObject(mutable, &op.Spec) {
 		return field.ErrorList{field.Forbidden(field.NewPath("spec"), "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.schedulingGates` (only removals) or a first `spec.nodeName`")}
 	}
 	return nil
@@ -503,7 +503,7 @@ func validateJobUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = append(errs, field.Invalid(fld.Child("completionMode"), nj.Spec.CompletionMode, "field is immutable"))
 	}
 	suspended := oj.Spec.Suspend != nil && *oj.Spec.Suspend
-	if !suspended && !equality.Semantic.DeepEqual(nj.Spec.Template, oj.Spec.Template) {
+	if !suspended && !sameObject(&nj.Spec.Template, &oj.Spec.Template) {
 		errs = append(errs, field.Invalid(fld.Child("template"), "", "field is immutable"))
 	}
 	return errs

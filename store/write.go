@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -275,7 +276,7 @@ func (s *Store) update(ctx context.Context, obj runtime.Object, dryRun, status b
 				k.Default(next)
 			}
 			acc.SetGeneration(oldAcc.GetGeneration())
-			if k.hasSpec && !equality.Semantic.DeepEqual(fieldOf(old, "Spec"), fieldOf(next, "Spec")) {
+			if k.hasSpec && !sameObject(fieldAddr(old, "Spec"), fieldAddr(next, "Spec")) {
 				acc.SetGeneration(oldAcc.GetGeneration() + 1)
 			}
 			if err := s.validate(k, next, acc); err != nil {
@@ -294,7 +295,7 @@ func (s *Store) update(ctx context.Context, obj runtime.Object, dryRun, status b
 		}
 		nextAcc, _ := meta.Accessor(next)
 		nextAcc.SetResourceVersion(oldAcc.GetResourceVersion())
-		if equality.Semantic.DeepEqual(old, next) {
+		if sameObject(old, next) {
 			result = old
 			return nil, nil
 		}
@@ -478,7 +479,7 @@ func (s *Store) Delete(ctx context.Context, res schema.GroupResource, namespace,
 		if finishedDeleting(next) {
 			return []op{{kind: k, key: key, obj: next, prev: old, del: true}}, nil
 		}
-		if equality.Semantic.DeepEqual(old, next) {
+		if sameObject(old, next) {
 			result = old
 			return nil, nil
 		}
@@ -543,8 +544,27 @@ func fieldType(obj runtime.Object, name string) reflect.Type {
 	return f.Type
 }
 
-func fieldOf(obj runtime.Object, name string) interface{} {
-	return reflect.ValueOf(obj).Elem().FieldByName(name).Interface()
+func fieldAddr(obj runtime.Object, name string) any {
+	return reflect.ValueOf(obj).Elem().FieldByName(name).Addr().Interface()
+}
+
+type marshaler interface{ Marshal() ([]byte, error) }
+
+// sameObject reports whether a and b are equal. The upstream types encode
+// deterministically to protobuf (map keys sorted, quantities canonical,
+// nil and empty collections alike), which is several times cheaper than a
+// reflective deep comparison; other types are compared semantically.
+func sameObject(a, b any) bool {
+	if ma, ok := a.(marshaler); ok {
+		if mb, ok := b.(marshaler); ok {
+			ba, errA := ma.Marshal()
+			bb, errB := mb.Marshal()
+			if errA == nil && errB == nil {
+				return bytes.Equal(ba, bb)
+			}
+		}
+	}
+	return equality.Semantic.DeepEqual(a, b)
 }
 
 func setField(obj runtime.Object, name string, v reflect.Value) {
