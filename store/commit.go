@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 )
 
@@ -218,8 +219,8 @@ func (s *Store) apply(batch []*proposal) {
 	s.ovMu.Unlock()
 }
 
-// applyOp changes one row; memdb errors here mean a broken schema, which is
-// a programming error.
+// applyOp changes one row (and the UID map); memdb errors here mean a
+// broken schema, which is a programming error.
 func (s *Store) applyOp(txn interface {
 	Insert(string, interface{}) error
 	Delete(string, interface{}) error
@@ -229,13 +230,20 @@ func (s *Store) applyOp(txn interface {
 		raw, err := txn.First(o.kind.table(), "id", o.key)
 		if err == nil && raw != nil {
 			err = txn.Delete(o.kind.table(), raw)
+			s.uidMu.Lock()
+			delete(s.uids, types.UID(raw.(*record).UID))
+			s.uidMu.Unlock()
 		}
 		if err != nil {
 			panic(fmt.Sprintf("store: memdb delete %s %s: %v", o.kind.table(), o.key, err))
 		}
 		return
 	}
-	if err := txn.Insert(o.kind.table(), newRecord(o.obj)); err != nil {
+	r := newRecord(o.obj)
+	if err := txn.Insert(o.kind.table(), r); err != nil {
 		panic(fmt.Sprintf("store: memdb insert %s %s: %v", o.kind.table(), o.key, err))
 	}
+	s.uidMu.Lock()
+	s.uids[types.UID(r.UID)] = uidRef{kind: o.kind, key: o.key}
+	s.uidMu.Unlock()
 }

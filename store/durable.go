@@ -56,7 +56,7 @@ func openDurableLog(dir string, s *Store) (*durableLog, uint64, error) {
 		tables[k.table()] = k
 	}
 	txn := s.db.Txn(true)
-	rev, err := loadSnapshot(filepath.Join(dir, snapshotFile), tables, txn)
+	rev, err := loadSnapshot(filepath.Join(dir, snapshotFile), tables, txn, s)
 	if err != nil {
 		txn.Abort()
 		return nil, 0, err
@@ -100,7 +100,7 @@ func openDurableLog(dir string, s *Store) (*durableLog, uint64, error) {
 	return &durableLog{dir: dir, db: db}, rev, nil
 }
 
-func loadSnapshot(path string, tables map[string]*Kind, txn *memdb.Txn) (uint64, error) {
+func loadSnapshot(path string, tables map[string]*Kind, txn *memdb.Txn, s *Store) (uint64, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
@@ -126,7 +126,9 @@ func loadSnapshot(path string, tables map[string]*Kind, txn *memdb.Txn) (uint64,
 			if err != nil {
 				return err
 			}
-			return txn.Insert(table, newRecord(obj))
+			_, key, _ := strings.Cut(string(k), "\x00")
+			s.applyOp(txn, op{kind: kind, key: key, obj: obj})
+			return nil
 		})
 	})
 	if err != nil {

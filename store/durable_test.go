@@ -248,7 +248,9 @@ func TestDurableRestartAndSnapshot(t *testing.T) {
 	if err != nil || len(got.OwnerReferences) != 1 {
 		t.Errorf("pod after restart: %v %v", got, err)
 	}
-	// Indexes are rebuilt: owner and label lookups work.
+	// Indexes are rebuilt: owner and label lookups work, and the collector
+	// finds the recovered owners (it would delete "orphans" otherwise).
+	s2.RunCollection(ctx)
 	if _, n := count(t, s2, "web"); n != 3 {
 		t.Errorf("pods by label after restart: %d", n)
 	}

@@ -218,16 +218,7 @@ func (c *collector) dependents(uid types.UID) []dependent {
 }
 
 // byUID finds a live object by UID.
-func (c *collector) byUID(uid types.UID) (*Kind, runtime.Object) {
-	txn := c.s.db.Txn(false)
-	for _, k := range c.s.reg.Kinds() {
-		raw, err := txn.First(k.table(), "uid", string(uid))
-		if err == nil && raw != nil {
-			return k, raw.(*record).Obj
-		}
-	}
-	return nil, nil
-}
+func (c *collector) byUID(uid types.UID) (*Kind, runtime.Object) { return c.s.byUID(uid) }
 
 // ownerExists reports whether the owner a reference names is still there.
 // An owner of a kind the store does not serve cannot be checked and counts
@@ -237,12 +228,11 @@ func (c *collector) ownerExists(ref metav1.OwnerReference) bool {
 	if err != nil {
 		return true
 	}
-	k := c.s.reg.ForGVK(gv.WithKind(ref.Kind))
-	if k == nil {
+	if c.s.reg.ForGVK(gv.WithKind(ref.Kind)) == nil {
 		return true
 	}
-	raw, err := c.s.db.Txn(false).First(k.table(), "uid", string(ref.UID))
-	return err != nil || raw != nil
+	_, obj := c.s.byUID(ref.UID)
+	return obj != nil
 }
 
 func (c *collector) deleteObj(ctx context.Context, k *Kind, obj runtime.Object, policy metav1.DeletionPropagation) {

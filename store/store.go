@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Store is the embedded implementation of [Interface]: API objects held in
@@ -59,6 +60,31 @@ type Store struct {
 
 	gc      *collector
 	metrics *metrics
+
+	// uids maps the UID of every stored object to its table and key (the
+	// garbage collector's owner lookups); kept by the apply loop.
+	uidMu sync.RWMutex
+	uids  map[types.UID]uidRef
+}
+
+type uidRef struct {
+	kind *Kind
+	key  string
+}
+
+// byUID finds a stored object by UID.
+func (s *Store) byUID(uid types.UID) (*Kind, runtime.Object) {
+	s.uidMu.RLock()
+	ref, ok := s.uids[uid]
+	s.uidMu.RUnlock()
+	if !ok {
+		return nil, nil
+	}
+	raw, err := s.db.Txn(false).First(ref.kind.table(), "id", ref.key)
+	if err != nil || raw == nil {
+		return nil, nil
+	}
+	return ref.kind, raw.(*record).Obj
 }
 
 type overlayEntry struct {
@@ -126,6 +152,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		now:     cfg.Now,
 		db:      db,
 		overlay: map[string]overlayEntry{},
+		uids:    map[types.UID]uidRef{},
 		qReady:  make(chan struct{}, 1),
 		pag:     newPageSnapshots(),
 	}
@@ -210,7 +237,6 @@ func schemaFor(reg *Registry) *memdb.DBSchema {
 	for _, k := range reg.Kinds() {
 		t := &memdb.TableSchema{Name: k.table(), Indexes: map[string]*memdb.IndexSchema{
 			"id":    {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
-			"uid":   {Name: "uid", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UID"}},
 			"label": {Name: "label", AllowMissing: true, Indexer: &memdb.StringMapFieldIndex{Field: "Labels"}},
 			"owner": {Name: "owner", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Owners"}},
 		}}
