@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,6 +56,31 @@ func runCreates(b *testing.B, s store.Interface, writers int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/create")
+	if st, ok := s.(*store.Store); ok {
+		reportCommitMetrics(b, st)
+	}
+}
+
+// reportCommitMetrics adds the mean group-commit size and log append time.
+func reportCommitMetrics(b *testing.B, s *store.Store) {
+	reg := prometheus.NewRegistry()
+	for _, c := range s.Collectors() {
+		reg.MustRegister(c)
+	}
+	fams, _ := reg.Gather()
+	for _, f := range fams {
+		h := f.GetMetric()[0].GetHistogram()
+		if h == nil || h.GetSampleCount() == 0 {
+			continue
+		}
+		mean := h.GetSampleSum() / float64(h.GetSampleCount())
+		switch f.GetName() {
+		case "tugboat_store_commit_batch_size":
+			b.ReportMetric(mean, "txns/commit")
+		case "tugboat_store_log_append_seconds":
+			b.ReportMetric(mean*1000, "ms/append")
+		}
+	}
 }
 
 // cpuTime is the CPU time (user and system) the process has used: on a

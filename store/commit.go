@@ -110,11 +110,16 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 	return ops, nil
 }
 
-// flushLoop is the commit path: it takes every queued transaction, appends
-// them to the durable log in one write (group commit), applies them to
-// memdb in order and acknowledges them.
+// flushLoop is the commit path: it takes every queued transaction and
+// appends them to the durable log in one write (group commit), then hands
+// the batch to applyLoop. Appending the next batch overlaps with applying
+// the previous one; both keep revision order.
 func (s *Store) flushLoop(ctx context.Context) {
 	defer s.wg.Done()
+	durable := make(chan appended, 16)
+	s.wg.Add(1)
+	go s.applyLoop(durable)
+	defer close(durable)
 	for {
 		select {
 		case <-ctx.Done():
@@ -135,27 +140,41 @@ func (s *Store) flushLoop(ctx context.Context) {
 			if s.wal != nil {
 				err = s.wal.append(batch)
 			}
-			synced := time.Since(start)
 			if err != nil {
 				s.fail(err, batch)
 				continue
 			}
-			s.apply(batch)
-			s.metrics.committed(len(batch), synced, s.wal != nil)
-			for _, p := range batch {
-				p.done <- nil
-			}
-			if s.wal != nil && s.sinceSnp.Add(int64(len(batch))) >= int64(s.cfg.SnapshotEvery) && s.snapping.CompareAndSwap(false, true) {
-				s.sinceSnp.Store(0)
-				s.wg.Add(1)
-				go func() {
-					defer s.wg.Done()
-					defer s.snapping.Store(false)
-					if err := s.wal.snapshot(s); err != nil {
-						s.log.Error("snapshot failed", "err", err)
-					}
-				}()
-			}
+			durable <- appended{batch: batch, took: time.Since(start)}
+		}
+	}
+}
+
+// appended is a batch that is in the durable log.
+type appended struct {
+	batch []*proposal
+	took  time.Duration
+}
+
+// applyLoop applies durable batches to memdb in order, acknowledges them
+// and starts snapshots.
+func (s *Store) applyLoop(durable <-chan appended) {
+	defer s.wg.Done()
+	for a := range durable {
+		s.apply(a.batch)
+		s.metrics.committed(len(a.batch), a.took, s.wal != nil)
+		for _, p := range a.batch {
+			p.done <- nil
+		}
+		if s.wal != nil && s.sinceSnp.Add(int64(len(a.batch))) >= int64(s.cfg.SnapshotEvery) && s.snapping.CompareAndSwap(false, true) {
+			s.sinceSnp.Store(0)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer s.snapping.Store(false)
+				if err := s.wal.snapshot(s); err != nil {
+					s.log.Error("snapshot failed", "err", err)
+				}
+			}()
 		}
 	}
 }
