@@ -77,6 +77,11 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 		acc.SetResourceVersion(rv)
 	}
 	p := &proposal{rev: rev, ops: ops, done: make(chan error, 1)}
+	for _, o := range ops {
+		if s.wal == nil || o.del {
+			warm(o.obj) // encodeOps warms the others
+		}
+	}
 	if s.wal != nil {
 		p.data, err = encodeOps(ops)
 		if err != nil {
@@ -108,6 +113,15 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 		return nil, ctxErr(err)
 	}
 	return ops, nil
+}
+
+// warm fills the caches some upstream types fill lazily on first use
+// (resource.Quantity's canonical string) by encoding obj once, before the
+// object is shared with readers: later encodings and copies only read it.
+func warm(obj runtime.Object) {
+	if m, ok := obj.(marshaler); ok {
+		_, _ = m.Marshal()
+	}
 }
 
 // flushLoop is the commit path: it takes every queued transaction and

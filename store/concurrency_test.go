@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -121,5 +122,51 @@ func TestConcurrentCreateSameName(t *testing.T) {
 	wg.Wait()
 	if wins != 1 {
 		t.Errorf("%d creates of one name succeeded", wins)
+	}
+}
+
+// Objects with lazily cached fields (a Quantity's string) are shared
+// between readers: encoding and copying them concurrently must not race.
+func TestSharedObjectsAreReadOnly(t *testing.T) {
+	for _, dir := range []string{"", t.TempDir()} {
+		ctx := context.Background()
+		s := openDir(t, dir)
+		p := pod("default", "tmpfs", nil)
+		size := *resource.NewQuantity(64<<20, resource.BinarySI) // no cached string yet
+		p.Spec.Volumes = []corev1.Volume{{Name: "m", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &size}}}}
+		created, err := store.Create(ctx, s, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := s.Watch(ctx, podsGR, "default", metav1.ListOptions{ResourceVersion: "0"})
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for i := 0; i < 2; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						store.Get[*corev1.Pod](ctx, s, "default", "tmpfs")
+					}
+				}
+			}()
+		}
+		for i := 0; i < 20; i++ {
+			up := created.DeepCopy()
+			up.ResourceVersion = ""
+			up.Labels = map[string]string{"x": fmt.Sprint(i)}
+			if _, err := store.Update(ctx, s, up); err != nil {
+				t.Fatal(err)
+			}
+			e := <-w.ResultChan()
+			e.Object.(*corev1.Pod).Marshal()
+		}
+		close(stop)
+		wg.Wait()
+		w.Stop()
 	}
 }

@@ -261,6 +261,7 @@ func decodeObject(k *Kind, b []byte) (runtime.Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: decode %s: %w", k.GVK.Kind, err)
 	}
+	warm(obj)
 	return obj, nil
 }
 
