@@ -1,0 +1,346 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/tugboatdev/tugboat/internal/testenv"
+	"github.com/tugboatdev/tugboat/runtime"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+	"github.com/tugboatdev/tugboat/runtime/images"
+	"github.com/tugboatdev/tugboat/store"
+)
+
+const busyboxRef = "tugboat.test/busybox:1"
+
+var busyboxArchive = sync.OnceValues(func() ([]byte, error) {
+	img, err := images.Busybox()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := images.WriteArchive(&buf, busyboxRef, img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+})
+
+// newContainerdEnv runs an agent over a private containerd (its own data
+// directory and namespace) with busybox imported; everything is destroyed
+// at the end of the test.
+func newContainerdEnv(t testing.TB) *testEnv {
+	return newContainerdEnvWith(t, 500*time.Millisecond, time.Second)
+}
+
+// newContainerdEnvWith sets the agent's resync and status intervals.
+func newContainerdEnvWith(t testing.TB, resync, status time.Duration) *testEnv {
+	t.Helper()
+	testenv.NeedRoot(t)
+	for _, c := range []string{"containerd", "runc", "containerd-shim-runc-v2"} {
+		testenv.NeedCommand(t, c)
+	}
+	_, err := os.Stat(images.BusyboxPath)
+	testenv.Need(t, err == nil, "static busybox at "+images.BusyboxPath+" (busybox-static)")
+	dir, err := os.MkdirTemp("/tmp", "tba")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := "tbagent-" + hex.EncodeToString(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := containerd.New(ctx, containerd.Options{DataDir: filepath.Join(dir, "rt"), Namespace: ns, NodeIP: "127.0.0.1", Logger: quietLog()})
+	if err != nil {
+		cancel()
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, store.Config{Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{t: t, ctx: ctx, s: s, rec: &recorded{}, cancel: cancel}
+	e.cfg = Config{NodeName: testNode, Store: s, Runtime: rt, RootDir: filepath.Join(dir, "agent"), NodeIP: "127.0.0.1",
+		Log: quietLog(), ResyncInterval: resync, StatusInterval: status}
+	t.Cleanup(func() {
+		e.stop()
+		s.Close()
+		if err := rt.Destroy(context.Background()); err != nil {
+			t.Errorf("destroy runtime: %v", err)
+		}
+		for _, p := range []string{filepath.Join(dir, "agent", "pods")} {
+			entries, _ := os.ReadDir(p)
+			for _, en := range entries {
+				_ = cleanupPodDir(filepath.Join(p, en.Name()))
+			}
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove %s: %v", dir, err)
+		}
+	})
+	arch, err := busyboxArchive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.ImportImage(ctx, bytes.NewReader(arch)); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	return e
+}
+
+func bb(name string, cmd ...string) corev1.Container {
+	return corev1.Container{Name: name, Image: busyboxRef, ImagePullPolicy: corev1.PullNever, Command: cmd}
+}
+
+func (e *testEnv) execIn(pod, container string, cmd ...string) (string, int) {
+	e.t.Helper()
+	var out bytes.Buffer
+	code, err := e.agent.Exec(e.ctx, "default", pod, container, runtime.ExecOptions{Cmd: cmd, Stdout: &out, Stderr: &out})
+	if err != nil {
+		e.t.Fatalf("exec %v: %v", cmd, err)
+	}
+	return out.String(), code
+}
+
+// TestContainerd runs the main lifecycle paths on real containers.
+func TestContainerd(t *testing.T) {
+	e := newContainerdEnv(t)
+	mustCreate(t, e, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "cfg"}, Data: map[string]string{"greeting": "hello", "file.txt": "v1"}})
+
+	t.Run("InitEnvAndVolumes", func(t *testing.T) {
+		p := simplePod("life", bb("app", "sh", "-c", "echo $(GREETING) from $(POD_NAME); exec sleep 3600"))
+		p.Spec.InitContainers = []corev1.Container{bb("init", "sh", "-c", "echo init-done > /work/marker")}
+		p.Spec.InitContainers[0].VolumeMounts = []corev1.VolumeMount{{Name: "work", MountPath: "/work"}}
+		p.Spec.Containers[0].Env = []corev1.EnvVar{
+			{Name: "GREETING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "greeting"}}},
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "work", MountPath: "/work"}, {Name: "cfg", MountPath: "/etc/cfg"}, {Name: "mem", MountPath: "/mem"}}
+		p.Spec.Volumes = []corev1.Volume{
+			{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+			{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: ptr(resource.MustParse("4Mi"))}}},
+		}
+		e.createPod(p)
+		e.waitPod("default", "life", "Running and Ready", func(p *corev1.Pod) bool { return ready(p) && PodStatusString(p) == "Running" })
+		if out, _ := e.execIn("life", "app", "cat", "/work/marker"); out != "init-done\n" {
+			t.Errorf("marker = %q", out)
+		}
+		if out, _ := e.execIn("life", "app", "sh", "-c", "echo $GREETING"); out != "hello\n" {
+			t.Errorf("GREETING = %q", out)
+		}
+		if out, _ := e.execIn("life", "app", "cat", "/etc/cfg/file.txt"); out != "v1" {
+			t.Errorf("file.txt = %q", out)
+		}
+		if out, _ := e.execIn("life", "app", "sh", "-c", "grep ' /mem ' /proc/mounts"); !strings.Contains(out, "tmpfs") || !strings.Contains(out, "size=4096k") {
+			t.Errorf("/mem mount: %q", out)
+		}
+		var logs bytes.Buffer
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && logs.String() != "hello from life\n" {
+			logs.Reset()
+			_ = e.agent.Logs(e.ctx, "default", "life", "app", nil, &logs)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if logs.String() != "hello from life\n" {
+			t.Errorf("logs = %q", logs.String())
+		}
+		cm, _ := store.Get[*corev1.ConfigMap](e.ctx, e.s, "default", "cfg")
+		cm.Data["file.txt"] = "v2"
+		if _, err := store.Update(e.ctx, e.s, cm); err != nil {
+			t.Fatal(err)
+		}
+		deadline = time.Now().Add(10 * time.Second)
+		for {
+			out, _ := e.execIn("life", "app", "cat", "/etc/cfg/file.txt")
+			if out == "v2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("configMap update not seen in the container: %q", out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("RestartAndPreviousLogs", func(t *testing.T) {
+		p := simplePod("crash", bb("app", "sh", "-c", "echo attempt; exit 3"))
+		p.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+		e.createPod(p)
+		got := e.waitPod("default", "crash", "a restart", func(p *corev1.Pod) bool {
+			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1 && p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil
+		})
+		if lt := got.Status.ContainerStatuses[0].LastTerminationState.Terminated; lt.ExitCode != 3 || lt.Reason != "Error" {
+			t.Errorf("lastState = %+v", lt)
+		}
+		var prev bytes.Buffer
+		if err := e.agent.Logs(e.ctx, "default", "crash", "", &corev1.PodLogOptions{Previous: true}, &prev); err != nil || prev.String() != "attempt\n" {
+			t.Errorf("logs --previous = %q, %v", prev.String(), err)
+		}
+	})
+
+	t.Run("LivenessFailureRestarts", func(t *testing.T) {
+		p := simplePod("unhealthy", bb("app", "sleep", "3600"))
+		p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/tmp/healthy"}}},
+			PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 1}
+		e.createPod(p)
+		got := e.waitPod("default", "unhealthy", "a liveness restart", func(p *corev1.Pod) bool {
+			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+		})
+		// sleep as PID 1 ignores SIGTERM: it is killed after the grace period.
+		if lt := got.Status.ContainerStatuses[0].LastTerminationState.Terminated; lt == nil || lt.ExitCode != 137 {
+			t.Errorf("lastState = %+v", got.Status.ContainerStatuses[0].LastTerminationState)
+		}
+		if ev := e.events("unhealthy", "Killing"); len(ev) == 0 || !strings.Contains(ev[0], "failed liveness probe") {
+			t.Errorf("Killing events %q", ev)
+		}
+	})
+
+	t.Run("GraceThenKill", func(t *testing.T) {
+		hostDir := t.TempDir()
+		p := simplePod("grace", bb("app", "sleep", "3600"))
+		p.Spec.TerminationGracePeriodSeconds = ptr(int64(3))
+		p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo bye > /host/prestop"}}}}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}
+		p.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir}}}}
+		e.createPod(p)
+		e.waitStatus("default", "grace", "Running")
+		start := time.Now()
+		if err := store.Delete[*corev1.Pod](e.ctx, e.s, "default", "grace", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitStatus("default", "grace", "Terminating")
+		e.waitGone("default", "grace")
+		if took := time.Since(start); took < 2500*time.Millisecond {
+			t.Errorf("pod left after %s, before its 3 s grace period", took)
+		}
+		if b, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || string(b) != "bye\n" {
+			t.Errorf("preStop hook output %q, %v", b, err)
+		}
+	})
+
+	t.Run("TerminationMessage", func(t *testing.T) {
+		p := simplePod("msg", bb("app", "sh", "-c", "echo oops > /dev/termination-log; exit 1"))
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		e.createPod(p)
+		got := e.waitPod("default", "msg", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		if term := got.Status.ContainerStatuses[0].State.Terminated; term == nil || term.Message != "oops\n" || PodStatusString(got) != "Error" {
+			t.Errorf("terminated = %+v, status %s", term, PodStatusString(got))
+		}
+	})
+
+	t.Run("OOMKilled", func(t *testing.T) {
+		p := simplePod("oom", bb("app", "sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"))
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"memory": resource.MustParse("16Mi")}
+		e.createPod(p)
+		got := e.waitStatus("default", "oom", "OOMKilled")
+		if term := got.Status.ContainerStatuses[0].State.Terminated; got.Status.Phase != corev1.PodFailed || term.ExitCode != 137 {
+			t.Errorf("phase %s, terminated %+v", got.Status.Phase, term)
+		}
+	})
+
+	t.Run("HTTPAndTCPProbes", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		script := fmt.Sprintf("mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:%d -h /tmp/www", port)
+		p := simplePod("web", bb("httpd", "sh", "-c", script))
+		p.Spec.HostNetwork = true // probes reach the pod at the node's 127.0.0.1
+		p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromInt(port)}},
+			PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}
+		p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(port)}},
+			InitialDelaySeconds: 1, PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}
+		e.createPod(p)
+		e.waitPod("default", "web", "Ready", ready)
+		time.Sleep(2 * time.Second)
+		got, _ := store.Get[*corev1.Pod](e.ctx, e.s, "default", "web")
+		if cs := got.Status.ContainerStatuses[0]; cs.RestartCount != 0 || !cs.Ready {
+			t.Errorf("status %+v", cs)
+		}
+		if err := store.Delete[*corev1.Pod](e.ctx, e.s, "default", "web", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(2))}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitGone("default", "web")
+	})
+
+	t.Run("AgentRestartReadopts", func(t *testing.T) {
+		before, _ := store.Get[*corev1.Pod](e.ctx, e.s, "default", "life")
+		e.stop()
+		e.start()
+		cur, _ := store.Get[*corev1.Pod](e.ctx, e.s, "default", "life")
+		cur.Labels["touched"] = "yes"
+		if _, err := store.Update(e.ctx, e.s, cur); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		after := e.waitPod("default", "life", "Ready", ready)
+		if a, b := after.Status.ContainerStatuses[0], before.Status.ContainerStatuses[0]; a.ContainerID != b.ContainerID || a.RestartCount != b.RestartCount {
+			t.Errorf("container %s/%d before the restart, %s/%d after", b.ContainerID, b.RestartCount, a.ContainerID, a.RestartCount)
+		}
+		if out, _ := e.execIn("life", "app", "cat", "/work/marker"); out != "init-done\n" {
+			t.Errorf("marker after agent restart = %q", out)
+		}
+		var logs bytes.Buffer
+		if err := e.agent.Logs(e.ctx, "default", "life", "app", nil, &logs); err != nil || logs.String() != "hello from life\n" {
+			t.Errorf("logs after agent restart = %q, %v", logs.String(), err)
+		}
+	})
+
+	t.Run("ImagePullWithSecret", func(t *testing.T) {
+		reg, err := images.StartRegistry("puller", "s3cret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+		img, err := images.Busybox()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := reg.Host + "/private/busybox:1"
+		if err := reg.Push(e.ctx, ref, img, remote.WithAuth(&authn.Basic{Username: "puller", Password: "s3cret"})); err != nil {
+			t.Fatal(err)
+		}
+		c := corev1.Container{Name: "app", Image: ref, ImagePullPolicy: corev1.PullAlways, Command: []string{"sleep", "3600"}}
+		e.createPod(simplePod("nocreds", c))
+		e.waitPod("default", "nocreds", "a pull failure", func(p *corev1.Pod) bool {
+			s := PodStatusString(p)
+			return s == "ErrImagePull" || s == "ImagePullBackOff"
+		})
+		cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host, base64.StdEncoding.EncodeToString([]byte("puller:s3cret")))
+		mustCreate(t, e, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)}})
+		p := simplePod("withcreds", c)
+		p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
+		e.createPod(p)
+		e.waitPod("default", "withcreds", "Running", func(p *corev1.Pod) bool { return PodStatusString(p) == "Running" && ready(p) })
+		for _, name := range []string{"nocreds", "withcreds"} {
+			if err := store.Delete[*corev1.Pod](e.ctx, e.s, "default", name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
+				t.Fatal(err)
+			}
+			e.waitGone("default", name)
+		}
+	})
+}

@@ -1,0 +1,980 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tugboatdev/tugboat/runtime"
+	"github.com/tugboatdev/tugboat/store"
+)
+
+// Back-off figures of the kubelet: container restarts and image pulls wait
+// 10 s, doubling up to 5 min; a container that ran 10 min resets it.
+const (
+	backoffInitial = 10 * time.Second
+	backoffMax     = 5 * time.Minute
+	backoffReset   = 10 * time.Minute
+	// minimumGracePeriod is the shortest time a container gets between
+	// SIGTERM and SIGKILL, as upstream.
+	minimumGracePeriod = 2 * time.Second
+)
+
+type backoffEntry struct {
+	delay time.Duration
+	last  time.Time
+}
+
+type waitingInfo struct {
+	reason, message string
+}
+
+// podWorker runs one pod. Its goroutine owns everything but the fields
+// under mu.
+type podWorker struct {
+	a      *Agent
+	uid    types.UID
+	static bool
+	kick   chan struct{}
+
+	mu          sync.Mutex
+	pod         *corev1.Pod
+	gone        bool
+	resyncDue   bool
+	evictMsg    string
+	sandboxID   string
+	killing     map[string]string // container ID -> reason
+	mirrorName  string            // static pods: the mirror pod's namespace/name
+	podIP       string
+	forceStatus bool // write the status even if unchanged (a new mirror pod)
+
+	volumes      map[string]*volume
+	backoff      map[string]*backoffEntry
+	imageBackoff map[string]*backoffEntry
+	waiting      map[string]waitingInfo
+	termMsgs     map[string]string
+	probes       map[string]*containerProbes
+	lastStatus   *corev1.PodStatus
+	warned       map[string]bool
+	terminated   bool
+	actions      int // runtime calls that change containers, to know when to list again
+}
+
+func newPodWorker(a *Agent, p *corev1.Pod, static bool) *podWorker {
+	return &podWorker{a: a, uid: p.UID, static: static, pod: p, kick: make(chan struct{}, 1),
+		killing: map[string]string{}, volumes: map[string]*volume{}, backoff: map[string]*backoffEntry{},
+		imageBackoff: map[string]*backoffEntry{}, waiting: map[string]waitingInfo{}, termMsgs: map[string]string{},
+		probes: map[string]*containerProbes{}, warned: map[string]bool{}}
+}
+
+func (w *podWorker) setPod(p *corev1.Pod) {
+	w.mu.Lock()
+	w.pod = p.DeepCopy()
+	w.mu.Unlock()
+	w.kickNow()
+}
+
+func (w *podWorker) setGone() {
+	w.mu.Lock()
+	w.gone = true
+	w.mu.Unlock()
+	w.kickNow()
+}
+
+func (w *podWorker) resync() {
+	w.mu.Lock()
+	w.resyncDue = true
+	w.mu.Unlock()
+	w.kickNow()
+}
+
+func (w *podWorker) evict(msg string) {
+	w.mu.Lock()
+	w.evictMsg = msg
+	w.mu.Unlock()
+	w.kickNow()
+}
+
+func (w *podWorker) requestKill(containerID, reason string) {
+	w.mu.Lock()
+	w.killing[containerID] = reason
+	w.mu.Unlock()
+	w.kickNow()
+}
+
+func (w *podWorker) kickNow() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) ownsSandbox(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return id != "" && id == w.sandboxID
+}
+
+func (w *podWorker) currentPod() *corev1.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod.DeepCopy()
+}
+
+func (w *podWorker) currentSandbox() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sandboxID
+}
+
+func (w *podWorker) run(ctx context.Context) {
+	defer w.a.workerDone(w)
+	defer w.stopProbes()
+	for {
+		next, done := w.sync(ctx)
+		if done || ctx.Err() != nil {
+			return
+		}
+		if next <= 0 || next > w.a.cfg.ResyncInterval {
+			next = w.a.cfg.ResyncInterval
+		}
+		t := w.a.clk.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-w.kick:
+		case <-t.C():
+		}
+		t.Stop()
+	}
+}
+
+func (w *podWorker) event(pod *corev1.Pod, typ, reason, format string, args ...any) {
+	w.a.rec.Eventf(w.eventTarget(pod), typ, reason, format, args...)
+}
+
+// eventTarget is the object events are about: the mirror pod for static
+// pods.
+func (w *podWorker) eventTarget(pod *corev1.Pod) *corev1.Pod {
+	if !w.static {
+		return pod
+	}
+	w.mu.Lock()
+	mirror := w.mirrorName
+	w.mu.Unlock()
+	p := pod.DeepCopy()
+	if ns, name, ok := strings.Cut(mirror, "/"); ok {
+		p.Namespace, p.Name = ns, name
+	}
+	return p
+}
+
+// sync moves the pod one step towards its desired state and reports when
+// to look again and whether the worker is finished.
+func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
+	w.mu.Lock()
+	pod, gone, evictMsg, refresh := w.pod.DeepCopy(), w.gone, w.evictMsg, w.resyncDue
+	w.resyncDue = false
+	w.mu.Unlock()
+	if gone || pod.DeletionTimestamp != nil {
+		return w.terminate(ctx, pod, gone), true
+	}
+	if w.terminated || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		// A finished pod keeps its containers (for logs) but runs none.
+		w.stopAll(ctx, pod, 0)
+		if !w.terminated {
+			// Exit details can settle after the exit is first seen (an OOM
+			// kill is known once the runtime has read the cgroup): keep
+			// the container statuses current, never the phase.
+			if pc, err := w.listContainers(ctx); err == nil {
+				if st := w.computeStatus(ctx, pod, pc, true); st.Phase == pod.Status.Phase {
+					w.writeStatus(ctx, pod, st)
+				}
+			}
+		}
+		return 0, false
+	}
+	if evictMsg != "" {
+		w.finish(ctx, pod, "Evicted", evictMsg)
+		w.event(pod, corev1.EventTypeWarning, "Evicted", "%s", evictMsg)
+		return 0, false
+	}
+	w.warnUnsupported(pod)
+	var next time.Duration
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && pod.Status.StartTime != nil {
+		left := pod.Status.StartTime.Add(time.Duration(*d) * time.Second).Sub(w.a.clk.Now())
+		if left <= 0 {
+			msg := fmt.Sprintf("Pod was active on the node longer than the specified deadline")
+			w.event(pod, corev1.EventTypeNormal, "DeadlineExceeded", "%s", msg)
+			w.finish(ctx, pod, "DeadlineExceeded", msg)
+			return 0, false
+		}
+		next = left
+	}
+	if err := w.prepareVolumes(ctx, pod, refresh); err != nil {
+		w.event(pod, corev1.EventTypeWarning, "FailedMount", "%s", err.Error())
+		w.writeStatus(ctx, pod, w.computeStatus(ctx, pod, nil, false))
+		return minDur(next, 5*time.Second), false
+	}
+	if err := w.ensureSandbox(ctx, pod); err != nil {
+		w.event(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		w.writeStatus(ctx, pod, w.computeStatus(ctx, pod, nil, false))
+		return minDur(next, 5*time.Second), false
+	}
+	ctrs, err := w.listContainers(ctx)
+	if err != nil {
+		return minDur(next, time.Second), false
+	}
+	before := w.actions
+	wake := w.reconcile(ctx, pod, ctrs)
+	next = minDur(next, wake)
+	if w.actions != before {
+		// Containers were created or stopped: look again.
+		if ctrs, err = w.listContainers(ctx); err != nil {
+			return minDur(next, time.Second), false
+		}
+	}
+	w.manageProbes(ctx, pod, ctrs)
+	w.writeStatus(ctx, pod, w.computeStatus(ctx, pod, ctrs, true))
+	w.gcContainers(ctx, ctrs)
+	return next, false
+}
+
+func minDur(a, b time.Duration) time.Duration {
+	if a <= 0 {
+		return b
+	}
+	if b <= 0 || a < b {
+		return a
+	}
+	return b
+}
+
+// ensureSandbox finds (re-adopts) or creates the pod's sandbox.
+func (w *podWorker) ensureSandbox(ctx context.Context, pod *corev1.Pod) error {
+	if id := w.currentSandbox(); id != "" {
+		sb, err := w.a.rt.PodSandboxStatus(ctx, id)
+		if err == nil && sb.State == runtime.SandboxReady {
+			w.setPodIP(sb.IP)
+			return nil
+		}
+	}
+	sbs, err := w.a.rt.ListPodSandboxes(ctx)
+	if err != nil {
+		return err
+	}
+	var found *runtime.PodSandbox
+	attempt := uint32(0)
+	for _, sb := range sbs {
+		if sb.Config.Labels[LabelPodUID] != string(w.uid) {
+			continue
+		}
+		if sb.Config.Attempt >= attempt {
+			attempt = sb.Config.Attempt + 1
+		}
+		if sb.State == runtime.SandboxReady && (found == nil || sb.CreatedAt.After(found.CreatedAt)) {
+			found = sb
+		}
+	}
+	if found == nil {
+		cfg := w.sandboxConfig(pod, attempt)
+		id, err := w.a.rt.RunPodSandbox(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if found, err = w.a.rt.PodSandboxStatus(ctx, id); err != nil {
+			return err
+		}
+	}
+	w.mu.Lock()
+	w.sandboxID = found.ID
+	w.podIP = found.IP
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *podWorker) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtime.PodSandboxConfig {
+	cfg := &runtime.PodSandboxConfig{Name: pod.Name, Namespace: pod.Namespace, UID: string(w.uid), Attempt: attempt,
+		Hostname: pod.Name, HostNetwork: pod.Spec.HostNetwork,
+		Labels:       map[string]string{LabelPodUID: string(w.uid), LabelPodName: pod.Name, LabelPodNamespace: pod.Namespace},
+		LogDirectory: filepath.Join(w.a.podDir(w.uid), "logs")}
+	if pod.Spec.Hostname != "" {
+		cfg.Hostname = pod.Spec.Hostname
+	}
+	if pod.Spec.HostNetwork {
+		cfg.Hostname = ""
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort != 0 {
+				cfg.PortMappings = append(cfg.PortMappings, runtime.PortMapping{Protocol: runtime.Protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIP: p.HostIP})
+			}
+		}
+	}
+	for _, h := range pod.Spec.HostAliases {
+		cfg.HostAliases = append(cfg.HostAliases, runtime.HostAlias{IP: h.IP, Hostnames: h.Hostnames})
+	}
+	cfg.DNS = w.dnsConfig(pod)
+	return cfg
+}
+
+// dnsConfig applies the pod's dnsPolicy and dnsConfig.
+func (w *podWorker) dnsConfig(pod *corev1.Pod) runtime.DNSConfig {
+	var d runtime.DNSConfig
+	policy := pod.Spec.DNSPolicy
+	if policy == corev1.DNSClusterFirstWithHostNet && !pod.Spec.HostNetwork {
+		policy = corev1.DNSClusterFirst
+	}
+	if (policy == corev1.DNSClusterFirst && !pod.Spec.HostNetwork) || policy == corev1.DNSClusterFirstWithHostNet {
+		if len(w.a.cfg.ClusterDNS) > 0 {
+			dom := w.a.cfg.ClusterDomain
+			d.Servers = append(d.Servers, w.a.cfg.ClusterDNS...)
+			d.Searches = []string{pod.Namespace + ".svc." + dom, "svc." + dom, dom}
+			d.Options = []string{"ndots:5"}
+		}
+	}
+	if c := pod.Spec.DNSConfig; c != nil {
+		if policy == corev1.DNSNone {
+			d = runtime.DNSConfig{}
+		}
+		d.Servers = append(d.Servers, c.Nameservers...)
+		d.Searches = append(d.Searches, c.Searches...)
+		for _, o := range c.Options {
+			if o.Value != nil {
+				d.Options = append(d.Options, o.Name+":"+*o.Value)
+			} else {
+				d.Options = append(d.Options, o.Name)
+			}
+		}
+	}
+	return d
+}
+
+// podContainers are the runtime's containers of the pod by container
+// name, newest attempt first.
+type podContainers map[string][]*runtime.ContainerStatus
+
+func (pc podContainers) latest(name string) *runtime.ContainerStatus {
+	if l := pc[name]; len(l) > 0 {
+		return l[0]
+	}
+	return nil
+}
+
+func (pc podContainers) previous(name string) *runtime.ContainerStatus {
+	if l := pc[name]; len(l) > 1 {
+		return l[1]
+	}
+	return nil
+}
+
+func (w *podWorker) listContainers(ctx context.Context) (podContainers, error) {
+	// The sandbox filter is served by the runtime's index (containerd
+	// filters by label server-side); the pod UID label filter keeps it
+	// exact.
+	list, err := w.a.rt.ListContainers(ctx, runtime.ContainerFilter{SandboxID: w.currentSandbox(), Labels: map[string]string{LabelPodUID: string(w.uid)}})
+	if err != nil {
+		return nil, err
+	}
+	pc := podContainers{}
+	for _, c := range list {
+		n := c.Labels[LabelContainerName]
+		pc[n] = append(pc[n], c)
+	}
+	for _, l := range pc {
+		sort.Slice(l, func(i, j int) bool {
+			if l[i].Attempt != l[j].Attempt {
+				return l[i].Attempt > l[j].Attempt
+			}
+			return l[i].CreatedAt.After(l[j].CreatedAt)
+		})
+	}
+	return pc, nil
+}
+
+// gcContainers removes all but the two newest attempts of each container
+// (the newest and the previous one, for `kubectl logs --previous`).
+func (w *podWorker) gcContainers(ctx context.Context, pc podContainers) {
+	for _, l := range pc {
+		for _, c := range l[min(len(l), 2):] {
+			if c.State == runtime.ContainerExited {
+				_ = w.a.rt.RemoveContainer(ctx, c.ID)
+				delete(w.termMsgs, c.ID)
+			}
+		}
+	}
+}
+
+func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	}
+	return true
+}
+
+// reconcile kills containers that must go, starts or restarts containers
+// that must run, and returns when to look again.
+func (w *podWorker) reconcile(ctx context.Context, pod *corev1.Pod, pc podContainers) time.Duration {
+	w.mu.Lock()
+	kills := w.killing
+	w.killing = map[string]string{}
+	w.mu.Unlock()
+	if len(kills) > 0 {
+		w.actions++
+		var wg sync.WaitGroup
+		for id, reason := range kills {
+			spec, st := w.specOf(pod, pc, id)
+			if spec == nil || st.State != runtime.ContainerRunning {
+				continue
+			}
+			w.event(pod, corev1.EventTypeNormal, "Killing", "Container %s %s, will be restarted", spec.Name, reason)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.killContainer(ctx, pod, spec, st.ID, w.gracePeriod(pod, spec))
+			}()
+		}
+		wg.Wait()
+		var err error
+		if pc, err = w.listContainers(ctx); err != nil {
+			return time.Second
+		}
+	}
+	policy := pod.Spec.RestartPolicy
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		latest := pc.latest(c.Name)
+		switch {
+		case latest == nil:
+			return w.startContainer(ctx, pod, c, 0, true)
+		case latest.State != runtime.ContainerExited:
+			return 0
+		case latest.ExitCode == 0:
+			continue
+		case policy == corev1.RestartPolicyNever:
+			return 0
+		default:
+			return w.restart(ctx, pod, c, latest, true)
+		}
+	}
+	var next time.Duration
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		latest := pc.latest(c.Name)
+		switch {
+		case latest == nil:
+			next = minDur(next, w.startContainer(ctx, pod, c, 0, false))
+		case latest.State == runtime.ContainerRunning && specImage(latest) != c.Image:
+			// The image was updated (the one mutable container field):
+			// replace the container, without back-off.
+			w.event(pod, corev1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
+			w.actions++
+			w.killContainer(ctx, pod, c, latest.ID, w.gracePeriod(pod, c))
+			next = minDur(next, w.startContainer(ctx, pod, c, latest.Attempt+1, false))
+		case latest.State == runtime.ContainerExited && shouldRestart(policy, latest.ExitCode):
+			next = minDur(next, w.restart(ctx, pod, c, latest, false))
+		case latest.State == runtime.ContainerExited:
+			delete(w.waiting, c.Name)
+		}
+	}
+	return next
+}
+
+func (w *podWorker) specOf(pod *corev1.Pod, pc podContainers, id string) (*corev1.Container, *runtime.ContainerStatus) {
+	for name, l := range pc {
+		for _, st := range l {
+			if st.ID != id {
+				continue
+			}
+			for i := range pod.Spec.Containers {
+				if pod.Spec.Containers[i].Name == name {
+					return &pod.Spec.Containers[i], st
+				}
+			}
+			for i := range pod.Spec.InitContainers {
+				if pod.Spec.InitContainers[i].Name == name {
+					return &pod.Spec.InitContainers[i], st
+				}
+			}
+		}
+	}
+	return nil, nil
+}
+
+// restart restarts an exited container unless it is in crash-loop
+// back-off, in which case it reports when the back-off ends.
+func (w *podWorker) restart(ctx context.Context, pod *corev1.Pod, c *corev1.Container, latest *runtime.ContainerStatus, isInit bool) time.Duration {
+	now := w.a.clk.Now()
+	e := w.backoff[c.Name]
+	if e != nil && latest.FinishedAt.Sub(latest.StartedAt) >= backoffReset {
+		delete(w.backoff, c.Name)
+		e = nil
+	}
+	if e != nil {
+		if left := latest.FinishedAt.Add(e.delay).Sub(now); left > 0 {
+			msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", e.delay, c.Name, pod.Name, pod.Namespace, w.uid)
+			if w.waiting[c.Name].reason != "CrashLoopBackOff" {
+				w.event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, w.uid)
+			}
+			w.waiting[c.Name] = waitingInfo{"CrashLoopBackOff", msg}
+			return left
+		}
+		e.delay = min(2*e.delay, backoffMax)
+	} else {
+		e = &backoffEntry{delay: backoffInitial}
+		w.backoff[c.Name] = e
+	}
+	e.last = now
+	return w.startContainer(ctx, pod, c, latest.Attempt+1, isInit)
+}
+
+// startContainer pulls the image, creates and starts one container and runs
+// its postStart hook. Failures leave a waiting reason for the status.
+func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, isInit bool) time.Duration {
+	if wait, reason, msg := w.ensureImage(ctx, pod, c); reason != "" {
+		w.waiting[c.Name] = waitingInfo{reason, msg}
+		return wait
+	}
+	cfg, err := w.containerConfig(ctx, pod, c, attempt, isInit)
+	if err != nil {
+		w.waiting[c.Name] = waitingInfo{"CreateContainerConfigError", err.Error()}
+		w.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		return 5 * time.Second
+	}
+	sandbox := w.currentSandbox()
+	w.actions++
+	id, err := w.a.rt.CreateContainer(ctx, sandbox, cfg)
+	if err != nil {
+		w.waiting[c.Name] = waitingInfo{"CreateContainerError", err.Error()}
+		w.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		return 5 * time.Second
+	}
+	w.event(pod, corev1.EventTypeNormal, "Created", "Created container %s", c.Name)
+	if err := w.a.rt.StartContainer(ctx, id); err != nil {
+		w.waiting[c.Name] = waitingInfo{"RunContainerError", err.Error()}
+		w.event(pod, corev1.EventTypeWarning, "Failed", "Error: failed to start container %q: %v", c.Name, err)
+		_ = w.a.rt.RemoveContainer(ctx, id)
+		return 5 * time.Second
+	}
+	delete(w.waiting, c.Name)
+	w.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		if msg, err := w.runHandler(ctx, pod, c, id, c.Lifecycle.PostStart, w.gracePeriod(pod, c)); err != nil {
+			w.event(pod, corev1.EventTypeWarning, "FailedPostStartHook", "%s", msg)
+			w.killContainer(ctx, pod, c, id, w.gracePeriod(pod, c))
+		}
+	}
+	return 0
+}
+
+// ensureImage applies the imagePullPolicy. It returns a waiting reason
+// (ErrImagePull, ImagePullBackOff, ErrImageNeverPull) when the image is not
+// there.
+func (w *podWorker) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (time.Duration, string, string) {
+	present := false
+	if _, err := w.a.rt.ImageStatus(ctx, c.Image); err == nil {
+		present = true
+	}
+	policy := c.ImagePullPolicy
+	if policy == "" {
+		policy = corev1.PullIfNotPresent
+	}
+	switch {
+	case policy == corev1.PullNever && !present:
+		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
+		w.event(pod, corev1.EventTypeWarning, "ErrImageNeverPull", "%s", msg)
+		return 10 * time.Second, "ErrImageNeverPull", msg
+	case policy == corev1.PullNever || (present && policy == corev1.PullIfNotPresent):
+		w.event(pod, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+		delete(w.imageBackoff, c.Image)
+		return 0, "", ""
+	}
+	now := w.a.clk.Now()
+	if e := w.imageBackoff[c.Image]; e != nil {
+		if left := e.last.Add(e.delay).Sub(now); left > 0 {
+			w.event(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+			return left, "ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q", c.Image)
+		}
+	}
+	w.event(pod, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+	start := w.a.clk.Now()
+	if _, err := w.a.rt.PullImage(ctx, c.Image, w.pullAuth(ctx, pod, c.Image)); err != nil {
+		e := w.imageBackoff[c.Image]
+		if e == nil {
+			e = &backoffEntry{delay: backoffInitial}
+			w.imageBackoff[c.Image] = e
+		} else {
+			e.delay = min(2*e.delay, backoffMax)
+		}
+		e.last = w.a.clk.Now()
+		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
+		w.event(pod, corev1.EventTypeWarning, "Failed", "%s", msg)
+		w.event(pod, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
+		return e.delay, "ErrImagePull", msg
+	}
+	delete(w.imageBackoff, c.Image)
+	w.event(pod, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %s", c.Image, w.a.clk.Since(start).Round(time.Millisecond))
+	return 0, "", ""
+}
+
+// containerConfig builds the runtime's description of a container.
+func (w *podWorker) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, isInit bool) (*runtime.ContainerConfig, error) {
+	env, err := w.buildEnv(ctx, pod, c)
+	if err != nil {
+		return nil, err
+	}
+	envMap := make(map[string]string, len(env))
+	for _, e := range env {
+		envMap[e.Name] = e.Value
+	}
+	mapping := func(name string) (string, bool) { v, ok := envMap[name]; return v, ok }
+	cfg := &runtime.ContainerConfig{Name: c.Name, Attempt: attempt, Image: c.Image, Env: env,
+		WorkingDir: c.WorkingDir, Stdin: c.Stdin, TTY: c.TTY,
+		Labels:      map[string]string{LabelPodUID: string(w.uid), LabelPodName: pod.Name, LabelPodNamespace: pod.Namespace, LabelContainerName: c.Name},
+		Annotations: map[string]string{annotationImage: c.Image}}
+	if isInit {
+		cfg.Labels[LabelInit] = "true"
+	}
+	for _, s := range c.Command {
+		cfg.Command = append(cfg.Command, Expand(s, mapping))
+	}
+	for _, s := range c.Args {
+		cfg.Args = append(cfg.Args, Expand(s, mapping))
+	}
+	if cfg.Mounts, err = w.mounts(pod, c, attempt, mapping); err != nil {
+		return nil, err
+	}
+	cfg.Resources = runtime.Resources{
+		CPULimitMilli:    c.Resources.Limits.Cpu().MilliValue(),
+		CPURequestMilli:  c.Resources.Requests.Cpu().MilliValue(),
+		MemoryLimitBytes: c.Resources.Limits.Memory().Value(),
+	}
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		cfg.Security.RunAsUser, cfg.Security.RunAsGroup = sc.RunAsUser, sc.RunAsGroup
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			cfg.Security.RunAsUser = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			cfg.Security.RunAsGroup = sc.RunAsGroup
+		}
+		if sc.Privileged != nil {
+			cfg.Security.Privileged = *sc.Privileged
+		}
+		if sc.ReadOnlyRootFilesystem != nil {
+			cfg.Security.ReadOnlyRootFilesystem = *sc.ReadOnlyRootFilesystem
+		}
+		if sc.Capabilities != nil {
+			for _, cp := range sc.Capabilities.Add {
+				cfg.Security.AddCapabilities = append(cfg.Security.AddCapabilities, string(cp))
+			}
+			for _, cp := range sc.Capabilities.Drop {
+				cfg.Security.DropCapabilities = append(cfg.Security.DropCapabilities, string(cp))
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// gracePeriod is the time a container gets between SIGTERM and SIGKILL:
+// the pod's deletionGracePeriodSeconds when it is being deleted, else its
+// terminationGracePeriodSeconds; never less than 2 s.
+func (w *podWorker) gracePeriod(pod *corev1.Pod, _ *corev1.Container) time.Duration {
+	g := int64(corev1.DefaultTerminationGracePeriodSeconds)
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		g = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if pod.DeletionGracePeriodSeconds != nil {
+		g = *pod.DeletionGracePeriodSeconds
+	}
+	return max(time.Duration(g)*time.Second, minimumGracePeriod)
+}
+
+// killContainer runs the preStop hook and stops the container within
+// grace.
+func (w *podWorker) killContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, id string, grace time.Duration) {
+	start := w.a.clk.Now()
+	if c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		if msg, err := w.runHandler(ctx, pod, c, id, c.Lifecycle.PreStop, grace); err != nil {
+			w.event(pod, corev1.EventTypeWarning, "FailedPreStopHook", "%s", msg)
+		}
+	}
+	left := max(grace-w.a.clk.Since(start), minimumGracePeriod)
+	if err := w.a.rt.StopContainer(ctx, id, left); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		w.a.log.Warn("stopping container", "container", id, "err", err)
+	}
+}
+
+// stopAll stops every running container of the pod (grace 0: at once, else
+// the given grace).
+func (w *podWorker) stopAll(ctx context.Context, pod *corev1.Pod, grace time.Duration) {
+	pc, err := w.listContainers(ctx)
+	if err != nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for name, l := range pc {
+		for _, st := range l {
+			if st.State == runtime.ContainerExited {
+				continue
+			}
+			spec := containerSpec(pod, name)
+			if grace > 0 {
+				w.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", name)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if grace > 0 {
+					w.killContainer(ctx, pod, spec, st.ID, grace)
+				} else {
+					_ = w.a.rt.StopContainer(ctx, st.ID, 0)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	w.stopProbes()
+}
+
+func containerSpec(pod *corev1.Pod, name string) *corev1.Container {
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	return nil
+}
+
+// finish stops the pod for good and marks it Failed with reason.
+func (w *podWorker) finish(ctx context.Context, pod *corev1.Pod, reason, message string) {
+	w.stopAll(ctx, pod, w.gracePeriod(pod, nil))
+	pc, _ := w.listContainers(ctx)
+	st := w.computeStatus(ctx, pod, pc, true)
+	st.Phase, st.Reason, st.Message = corev1.PodFailed, reason, message
+	w.terminalConditions(st)
+	w.writeStatus(ctx, pod, st)
+	w.terminated = true
+}
+
+// terminate runs the graceful termination of a deleted pod, then removes
+// it from the node and from the store.
+func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod, gone bool) time.Duration {
+	grace := w.gracePeriod(pod, nil)
+	w.stopAll(ctx, pod, grace)
+	if !gone {
+		pc, _ := w.listContainers(ctx)
+		st := w.computeStatus(ctx, pod, pc, true)
+		if st.Phase != corev1.PodSucceeded && st.Phase != corev1.PodFailed {
+			st.Phase = corev1.PodSucceeded
+			for _, cs := range st.ContainerStatuses {
+				if t := cs.State.Terminated; t == nil || t.ExitCode != 0 {
+					st.Phase = corev1.PodFailed
+				}
+			}
+		}
+		w.terminalConditions(st)
+		w.writeStatus(ctx, pod, st)
+	}
+	if sb := w.currentSandbox(); sb != "" {
+		_ = w.a.rt.StopPodSandbox(ctx, sb)
+	}
+	if !gone && !w.static {
+		zero := int64(0)
+		uid := w.uid
+		err := store.Delete[*corev1.Pod](ctx, w.a.s, pod.Namespace, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			w.a.log.Warn("deleting pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+	}
+	if w.static {
+		w.deleteMirror(ctx)
+	}
+	sbs, _ := w.a.rt.ListPodSandboxes(ctx)
+	for _, sb := range sbs {
+		if sb.Config.Labels[LabelPodUID] == string(w.uid) {
+			_ = w.a.rt.RemovePodSandbox(ctx, sb.ID)
+		}
+	}
+	if err := cleanupPodDir(w.a.podDir(w.uid)); err != nil {
+		w.a.log.Warn("removing pod directory", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	}
+	w.a.forgetStats(w.uid)
+	return 0
+}
+
+// terminalConditions sets the conditions of a finished pod.
+func (w *podWorker) terminalConditions(st *corev1.PodStatus) {
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		if (c.Type == corev1.PodReady || c.Type == corev1.ContainersReady) && c.Status == corev1.ConditionTrue {
+			c.Status, c.Reason, c.Message = corev1.ConditionFalse, "PodCompleted", ""
+			c.LastTransitionTime = metav1.NewTime(w.a.clk.Now())
+		}
+	}
+	for i := range st.ContainerStatuses {
+		st.ContainerStatuses[i].Ready = false
+		if st.ContainerStatuses[i].State.Running != nil {
+			f := false
+			st.ContainerStatuses[i].Started = &f
+		}
+	}
+}
+
+// writeStatus writes the pod's status when it changed.
+func (w *podWorker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.PodStatus) {
+	w.mu.Lock()
+	force := w.forceStatus
+	w.forceStatus = false
+	w.mu.Unlock()
+	if !force && w.lastStatus != nil && statusEqual(w.lastStatus, st) {
+		return
+	}
+	ns, name := pod.Namespace, pod.Name
+	if w.static {
+		w.mu.Lock()
+		mirror := w.mirrorName
+		w.mu.Unlock()
+		var ok bool
+		if ns, name, ok = strings.Cut(mirror, "/"); !ok {
+			w.lastStatus = st
+			return
+		}
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		cur, err := store.Get[*corev1.Pod](ctx, w.a.s, ns, name)
+		if err != nil {
+			return
+		}
+		if !w.static && cur.UID != w.uid {
+			return
+		}
+		if cur.Status.Phase == corev1.PodSucceeded || cur.Status.Phase == corev1.PodFailed {
+			if st.Phase != cur.Status.Phase {
+				return // a finished pod never goes back
+			}
+		}
+		// Keep conditions others own (PodScheduled, readiness gates).
+		for _, c := range cur.Status.Conditions {
+			if !ownedCondition(c.Type) && findCondition(st.Conditions, c.Type) == nil {
+				st.Conditions = append(st.Conditions, c)
+			}
+		}
+		cur.Status = *st.DeepCopy()
+		if _, err = store.UpdateStatus(ctx, w.a.s, cur); err == nil {
+			w.lastStatus = st
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			if ctx.Err() == nil && !apierrors.IsNotFound(err) {
+				w.a.log.Warn("writing pod status", "pod", ns+"/"+name, "err", err)
+			}
+			return
+		}
+	}
+}
+
+func ownedCondition(t corev1.PodConditionType) bool {
+	switch t {
+	case corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady, podReadyToStartContainers:
+		return true
+	}
+	return false
+}
+
+func findCondition(cs []corev1.PodCondition, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range cs {
+		if cs[i].Type == t {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func cleanupPodDir(dir string) error {
+	unmountUnder(dir)
+	if err := os.RemoveAll(dir); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+func (w *podWorker) setPodIP(ip string) {
+	w.mu.Lock()
+	w.podIP = ip
+	w.mu.Unlock()
+}
+
+func (w *podWorker) getPodIP() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.podIP
+}
+
+// warnUnsupported records a Warning event, once per pod, for fields the
+// agent accepts but does not implement, so that they are never silently
+// ignored.
+func (w *podWorker) warnUnsupported(pod *corev1.Pod) {
+	if w.warned["fields"] {
+		return
+	}
+	w.warned["fields"] = true
+	var fields []string
+	for _, c := range pod.Spec.InitContainers {
+		if c.RestartPolicy != nil {
+			fields = append(fields, fmt.Sprintf("initContainers[%s].restartPolicy (sidecar containers run as plain init containers)", c.Name))
+		}
+	}
+	if len(pod.Spec.EphemeralContainers) > 0 {
+		fields = append(fields, "ephemeralContainers")
+	}
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		if sc.FSGroup != nil {
+			fields = append(fields, "securityContext.fsGroup")
+		}
+		if sc.SELinuxOptions != nil {
+			fields = append(fields, "securityContext.seLinuxOptions")
+		}
+		if len(sc.SupplementalGroups) > 0 {
+			fields = append(fields, "securityContext.supplementalGroups")
+		}
+	}
+	if len(pod.Spec.ResourceClaims) > 0 {
+		fields = append(fields, "resourceClaims")
+	}
+	if len(fields) > 0 {
+		w.event(pod, corev1.EventTypeWarning, "UnsupportedFields", "this node does not implement: %s", strings.Join(fields, ", "))
+	}
+}
+
+// annotationImage keeps the image as the pod spec names it, whatever
+// normalisation the runtime applies to its own Image field.
+const annotationImage = "tugboat.dev/spec-image"
+
+func specImage(st *runtime.ContainerStatus) string {
+	if v, ok := st.Annotations[annotationImage]; ok {
+		return v
+	}
+	return st.Image
+}
