@@ -240,6 +240,19 @@ func (s *Store) update(ctx context.Context, obj runtime.Object, dryRun, status b
 	if name == "" {
 		return nil, k.invalid("", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name is required")})
 	}
+	return s.updateWith(ctx, k, ns, name, dryRun, status, func(old runtime.Object) (runtime.Object, error) {
+		if oldAcc, _ := meta.Accessor(old); wantRV != "" && wantRV != oldAcc.GetResourceVersion() {
+			return nil, conflict(k, name, conflictMsg)
+		}
+		return obj, nil
+	})
+}
+
+// updateWith writes the object that newObj derives from the current one,
+// with update's rules (status or spec, immutable metadata, defaults,
+// validation, generation, no-op detection). newObj runs under the write
+// lock, so it must be quick.
+func (s *Store) updateWith(ctx context.Context, k *Kind, ns, name string, dryRun, status bool, newObj func(old runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
 	key := objKey(ns, name)
 	var result runtime.Object
 	ops, err := s.commit(ctx, dryRun, func(v *view, rev uint64) ([]op, error) {
@@ -248,8 +261,9 @@ func (s *Store) update(ctx context.Context, obj runtime.Object, dryRun, status b
 			return nil, apierrors.NewNotFound(k.GroupResource(), name)
 		}
 		oldAcc, _ := meta.Accessor(old)
-		if wantRV != "" && wantRV != oldAcc.GetResourceVersion() {
-			return nil, conflict(k, name, conflictMsg)
+		obj, err := newObj(old)
+		if err != nil {
+			return nil, err
 		}
 		var next runtime.Object
 		if status {
@@ -354,27 +368,44 @@ func (s *Store) Patch(ctx context.Context, res schema.GroupResource, namespace, 
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("subresource %q cannot be patched in the store", sr))
 		}
 	}
-	for try := 0; ; try++ {
-		cur, err := s.Get(ctx, res, namespace, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		curAcc, _ := meta.Accessor(cur)
+	if err := s.checkNamespaceArg(k, namespace); err != nil {
+		return nil, err
+	}
+	if status && !k.hasStatus {
+		return nil, apierrors.NewMethodNotSupported(k.GroupResource(), "patch status")
+	}
+	patched := func(cur runtime.Object) (runtime.Object, error) {
 		next, err := applyPatch(k, cur, pt, data)
 		if err != nil {
 			return nil, err
 		}
-		nextAcc, _ := meta.Accessor(next)
-		if nextAcc.GetResourceVersion() != curAcc.GetResourceVersion() {
+		curAcc, _ := meta.Accessor(cur)
+		if nextAcc, _ := meta.Accessor(next); nextAcc.GetResourceVersion() != curAcc.GetResourceVersion() {
 			return nil, conflict(k, name, conflictMsg)
 		}
-		out, err := s.update(ctx, next, isDryRun(opts.DryRun), status)
-		if apierrors.IsConflict(err) && try < 16 {
-			continue
-		}
-		return out, err
+		return next, nil
 	}
+	// Optimistically: patch a copy outside the write lock, and write it if
+	// nothing changed in between. Under contention, patch under the lock,
+	// which cannot conflict.
+	for try := 0; try < optimisticPatchTries; try++ {
+		cur, err := s.Get(ctx, res, namespace, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		next, err := patched(cur)
+		if err != nil {
+			return nil, err
+		}
+		out, err := s.update(ctx, next, isDryRun(opts.DryRun), status)
+		if !apierrors.IsConflict(err) {
+			return out, err
+		}
+	}
+	return s.updateWith(ctx, k, namespace, name, isDryRun(opts.DryRun), status, patched)
 }
+
+const optimisticPatchTries = 3
 
 // applyPatch returns cur with the patch applied; cur is not changed.
 func applyPatch(k *Kind, cur runtime.Object, pt types.PatchType, data []byte) (runtime.Object, error) {
