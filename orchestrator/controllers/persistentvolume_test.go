@@ -1,0 +1,161 @@
+package controllers
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tugboatdev/tugboat/orchestrator/simnode"
+	"github.com/tugboatdev/tugboat/store"
+)
+
+func pv(name, size, class string, policy corev1.PersistentVolumeReclaimPolicy, path string) *corev1.PersistentVolume {
+	return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)},
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: class, PersistentVolumeReclaimPolicy: policy,
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path}}}}
+}
+
+func pvc(name, size string, class *string) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: class, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}}}}
+}
+
+func (e *env) claim(name string) *corev1.PersistentVolumeClaim {
+	c, err := store.Get[*corev1.PersistentVolumeClaim](e.ctx, e.s, "default", name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (e *env) volume(name string) (*corev1.PersistentVolume, error) {
+	return store.Get[*corev1.PersistentVolume](e.ctx, e.s, "", name)
+}
+
+func TestPersistentVolumeStaticBindingAndRetain(t *testing.T) {
+	base := t.TempDir()
+	e := newEnv(t, simnode.Options{Nodes: 1}, func(c Config) runner { return NewPersistentVolume(c, base) })
+	none := ptr("")
+	mustCreate(e, pv("small", "1Gi", "", corev1.PersistentVolumeReclaimRetain, "/tmp/a"))
+	mustCreate(e, pv("medium", "5Gi", "", corev1.PersistentVolumeReclaimRetain, "/tmp/b"))
+	mustCreate(e, pv("large", "10Gi", "", corev1.PersistentVolumeReclaimRetain, "/tmp/c"))
+	mustCreate(e, pv("classy", "5Gi", "fast", corev1.PersistentVolumeReclaimRetain, "/tmp/d"))
+	mustCreate(e, pvc("data", "2Gi", none))
+	e.waitFor("data bound to the smallest fitting class-less volume", func() (bool, string) {
+		c := e.claim("data")
+		v, _ := e.volume("medium")
+		return c.Status.Phase == corev1.ClaimBound && c.Spec.VolumeName == "medium" && v.Status.Phase == corev1.VolumeBound &&
+			v.Spec.ClaimRef != nil && v.Spec.ClaimRef.UID == c.UID, fmt.Sprint(c.Spec.VolumeName, c.Status.Phase)
+	})
+	e.waitFor("others available", func() (bool, string) {
+		v, _ := e.volume("small")
+		return v.Status.Phase == corev1.VolumeAvailable, string(v.Status.Phase)
+	})
+	if err := store.Delete[*corev1.PersistentVolumeClaim](e.ctx, e.s, "default", "data", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("medium Released", func() (bool, string) {
+		v, _ := e.volume("medium")
+		return v.Status.Phase == corev1.VolumeReleased, string(v.Status.Phase)
+	})
+	mustCreate(e, pvc("again", "2Gi", none))
+	e.waitFor("new claim binds elsewhere", func() (bool, string) {
+		c := e.claim("again")
+		return c.Status.Phase == corev1.ClaimBound && c.Spec.VolumeName == "large", c.Spec.VolumeName
+	})
+}
+
+func TestPersistentVolumeLocalPathDeleteAndRecycle(t *testing.T) {
+	base := t.TempDir()
+	e := newEnv(t, simnode.Options{Nodes: 1}, func(c Config) runner { return NewPersistentVolume(c, base) })
+	del := corev1.PersistentVolumeReclaimDelete
+	mustCreate(e, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-path"}, Provisioner: LocalPathProvisioner, ReclaimPolicy: &del})
+	mustCreate(e, pvc("scratch", "1Gi", ptr("local-path")))
+	var dir, volName string
+	e.waitFor("provisioned and bound", func() (bool, string) {
+		c := e.claim("scratch")
+		if c.Status.Phase != corev1.ClaimBound {
+			return false, string(c.Status.Phase)
+		}
+		v, err := e.volume(c.Spec.VolumeName)
+		if err != nil {
+			return false, err.Error()
+		}
+		dir, volName = v.Spec.HostPath.Path, v.Name
+		return v.Spec.StorageClassName == "local-path" && v.Annotations[annProvisionedBy] == LocalPathProvisioner, ""
+	})
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() || filepath.Dir(dir) != base {
+		t.Fatalf("volume directory %s: %v", dir, err)
+	}
+	if err := store.Delete[*corev1.PersistentVolumeClaim](e.ctx, e.s, "default", "scratch", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("volume and directory deleted", func() (bool, string) {
+		_, err := e.volume(volName)
+		_, serr := os.Stat(dir)
+		return apierrors.IsNotFound(err) && os.IsNotExist(serr), fmt.Sprint(err, serr)
+	})
+	// Recycle: the directory is emptied and the volume offered again.
+	rdir := filepath.Join(base, "recycled")
+	if err := os.MkdirAll(rdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(e, pv("reuse", "1Gi", "", corev1.PersistentVolumeReclaimRecycle, rdir))
+	mustCreate(e, pvc("r", "1Gi", ptr("")))
+	e.waitFor("bound", func() (bool, string) {
+		c := e.claim("r")
+		return c.Spec.VolumeName == "reuse" && c.Status.Phase == corev1.ClaimBound, ""
+	})
+	if err := os.WriteFile(filepath.Join(rdir, "old-data"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete[*corev1.PersistentVolumeClaim](e.ctx, e.s, "default", "r", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("recycled", func() (bool, string) {
+		v, _ := e.volume("reuse")
+		_, serr := os.Stat(filepath.Join(rdir, "old-data"))
+		return v.Status.Phase == corev1.VolumeAvailable && v.Spec.ClaimRef == nil && os.IsNotExist(serr), string(v.Status.Phase)
+	})
+}
+
+func TestPersistentVolumeLocalPathWaitForFirstConsumer(t *testing.T) {
+	base := t.TempDir()
+	e := newEnv(t, simnode.Options{Nodes: 2, Manual: true}, func(c Config) runner { return NewPersistentVolume(c, base) })
+	wffc := storagev1.VolumeBindingWaitForFirstConsumer
+	mustCreate(e, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-path"}, Provisioner: LocalPathProvisioner, VolumeBindingMode: &wffc})
+	mustCreate(e, pvc("late", "1Gi", ptr("local-path")))
+	if ok, desc := e.settle(func() (bool, string) { c := e.claim("late"); return c.Spec.VolumeName == "", c.Spec.VolumeName }); !ok {
+		t.Fatalf("provisioned before a consumer: %s", desc)
+	}
+	mustCreate(e, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "user"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
+			Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "late"}}}}}})
+	var node string
+	e.waitFor("pod bound", func() (bool, string) {
+		p, _ := store.Get[*corev1.Pod](e.ctx, e.s, "default", "user")
+		node = p.Spec.NodeName
+		return node != "", ""
+	})
+	e.waitFor("volume on the pod's node", func() (bool, string) {
+		c := e.claim("late")
+		if c.Status.Phase != corev1.ClaimBound {
+			return false, string(c.Status.Phase)
+		}
+		v, err := e.volume(c.Spec.VolumeName)
+		if err != nil || v.Spec.NodeAffinity == nil {
+			return false, fmt.Sprint(err)
+		}
+		vals := v.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values
+		return len(vals) == 1 && vals[0] == node, fmt.Sprint(vals)
+	})
+}

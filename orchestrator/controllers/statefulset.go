@@ -1,0 +1,312 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tugboatdev/tugboat/orchestrator/controller"
+	"github.com/tugboatdev/tugboat/store"
+)
+
+// StatefulSet is the StatefulSet reconciler: pods named <name>-0 ..
+// <name>-(N-1) with hostname and subdomain for the headless service;
+// OrderedReady (create in order, each Running and Ready first; delete the
+// highest ordinal first; nothing while a pod is unhealthy) or Parallel
+// management; RollingUpdate with partition (only ordinals ≥ partition,
+// highest first) or OnDelete; one PVC per volumeClaimTemplate and
+// ordinal, which outlives its pod; ControllerRevisions and status.
+type StatefulSet struct {
+	cfg  Config
+	sts  controller.Lister[*appsv1.StatefulSet]
+	pods controller.Lister[*corev1.Pod]
+	pvcs controller.Lister[*corev1.PersistentVolumeClaim]
+	crs  controller.Lister[*appsv1.ControllerRevision]
+	rec  *controller.Recorder
+	exp  *controller.Expectations
+	// Controller runs the reconciler.
+	Controller *controller.Controller
+}
+
+// NewStatefulSet builds the StatefulSet reconciler.
+func NewStatefulSet(cfg Config) *StatefulSet {
+	cfg = cfg.withDefaults()
+	r := &StatefulSet{cfg: cfg, sts: controller.ListerFor[*appsv1.StatefulSet](cfg.Informers), pods: controller.ListerFor[*corev1.Pod](cfg.Informers),
+		pvcs: controller.ListerFor[*corev1.PersistentVolumeClaim](cfg.Informers), crs: controller.ListerFor[*appsv1.ControllerRevision](cfg.Informers),
+		rec: controller.NewRecorder(cfg.Store, "statefulset-controller", cfg.Clock, cfg.Log), exp: controller.NewExpectations(cfg.Clock)}
+	c := controller.New("statefulset", r, cfg.Workers, cfg.Clock, cfg.Log)
+	r.Controller = c
+	r.sts.Inf.AddHandler(controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) }})
+	r.pods.Inf.AddHandler(podOwnerHandler(c, r.exp, "StatefulSet", nil))
+	return r
+}
+
+// Run runs the reconciler and its recorder until ctx ends.
+func (r *StatefulSet) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.rec.Run(gctx) })
+	g.Go(func() error { return r.Controller.Run(gctx) })
+	return g.Wait()
+}
+
+func ordinalOf(set *appsv1.StatefulSet, p *corev1.Pod) int {
+	prefix := set.Name + "-"
+	if len(p.Name) <= len(prefix) || p.Name[:len(prefix)] != prefix {
+		return -1
+	}
+	suffix := p.Name[len(prefix):]
+	n, err := strconv.Atoi(suffix)
+	if err != nil || n < 0 || strconv.Itoa(n) != suffix {
+		return -1
+	}
+	return n
+}
+
+func claimName(tmpl *corev1.PersistentVolumeClaim, set *appsv1.StatefulSet, ord int) string {
+	return fmt.Sprintf("%s-%s-%d", tmpl.Name, set.Name, ord)
+}
+
+func (r *StatefulSet) newPod(set *appsv1.StatefulSet, ord int, hash string) *corev1.Pod {
+	p := podFromTemplate(&set.Spec.Template, set.Namespace, "", newControllerRef(set, gvkStatefulSet))
+	p.Name = fmt.Sprintf("%s-%d", set.Name, ord)
+	p.Labels[appsv1.StatefulSetPodNameLabel] = p.Name
+	p.Labels[appsv1.PodIndexLabel] = strconv.Itoa(ord)
+	p.Labels[appsv1.ControllerRevisionHashLabelKey] = hash
+	p.Spec.Hostname = p.Name
+	p.Spec.Subdomain = set.Spec.ServiceName
+	for i := range set.Spec.VolumeClaimTemplates {
+		t := &set.Spec.VolumeClaimTemplates[i]
+		vol := corev1.Volume{Name: t.Name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName(t, set, ord)}}}
+		replaced := false
+		for j := range p.Spec.Volumes {
+			if p.Spec.Volumes[j].Name == t.Name {
+				p.Spec.Volumes[j] = vol
+				replaced = true
+			}
+		}
+		if !replaced {
+			p.Spec.Volumes = append(p.Spec.Volumes, vol)
+		}
+	}
+	return p
+}
+
+func podHealthy(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && isPodReady(p)
+}
+
+// Reconcile syncs one StatefulSet.
+func (r *StatefulSet) Reconcile(ctx context.Context, key string) (controller.Result, error) {
+	ns, name := controller.SplitKey(key)
+	set, ok := r.sts.Get(ns, name)
+	if !ok || set.DeletionTimestamp != nil {
+		return controller.Result{}, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return controller.Result{}, nil
+	}
+	hash, err := ensureRevision(ctx, r.cfg.Store, r.crs, set, gvkStatefulSet, &set.Spec.Template)
+	if err != nil {
+		return controller.Result{}, err
+	}
+	owned, err := claim(ctx, r.cfg.Store, set, gvkStatefulSet, sel, r.pods.List(ns, sel))
+	if err != nil {
+		return controller.Result{}, err
+	}
+	replicas := int(int32Val(set.Spec.Replicas, 1))
+	byOrd := map[int]*corev1.Pod{}
+	var extra []*corev1.Pod
+	for _, p := range owned {
+		o := ordinalOf(set, p)
+		if o < 0 {
+			continue
+		}
+		if o >= replicas {
+			extra = append(extra, p)
+		} else {
+			byOrd[o] = p
+		}
+	}
+	sort.Slice(extra, func(i, j int) bool { return ordinalOf(set, extra[i]) > ordinalOf(set, extra[j]) })
+	parallel := set.Spec.PodManagementPolicy == appsv1.ParallelPodManagement
+	if r.exp.Satisfied(key) {
+		if err := r.manage(ctx, key, set, hash, replicas, byOrd, extra, parallel); err != nil {
+			return controller.Result{}, err
+		}
+	}
+	// Status.
+	st := *set.Status.DeepCopy()
+	st.ObservedGeneration = set.Generation
+	st.UpdateRevision = set.Name + "-" + hash
+	var count, ready, avail, updated int32
+	for _, p := range owned {
+		if p.DeletionTimestamp != nil || ordinalOf(set, p) < 0 {
+			continue
+		}
+		count++
+		if isPodReady(p) {
+			ready++
+		}
+		if isPodAvailable(p, set.Spec.MinReadySeconds, r.cfg.Clock.Now()) {
+			avail++
+		}
+		if p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
+			updated++
+		}
+	}
+	st.Replicas, st.ReadyReplicas, st.AvailableReplicas, st.UpdatedReplicas = count, ready, avail, updated
+	if st.CurrentRevision == "" || (updated == int32(replicas) && count == int32(replicas)) {
+		st.CurrentRevision = st.UpdateRevision
+	}
+	st.CurrentReplicas = count
+	if st.CurrentRevision != st.UpdateRevision {
+		st.CurrentReplicas = count - updated
+	}
+	if !equality.Semantic.DeepEqual(set.Status, st) {
+		up := set.DeepCopy()
+		up.Status = st
+		if _, err := store.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
+			return controller.Result{}, fmt.Errorf("statefulset %s: status: %w", key, err)
+		}
+	}
+	return controller.Result{}, nil
+}
+
+func (r *StatefulSet) manage(ctx context.Context, key string, set *appsv1.StatefulSet, hash string, replicas int,
+	byOrd map[int]*corev1.Pod, extra []*corev1.Pod, parallel bool) error {
+	// Failed pods are deleted and made again.
+	for o, p := range byOrd {
+		if p.Status.Phase == corev1.PodFailed && p.DeletionTimestamp == nil {
+			if err := r.deletePod(ctx, key, set, p); err != nil {
+				return err
+			}
+			delete(byOrd, o)
+			if !parallel {
+				return nil
+			}
+		}
+	}
+	// Scale up, in ordinal order.
+	for o := 0; o < replicas; o++ {
+		p := byOrd[o]
+		if p == nil {
+			if err := r.createPod(ctx, key, set, o, hash); err != nil {
+				return err
+			}
+			if !parallel {
+				return nil
+			}
+			continue
+		}
+		if !parallel && !podHealthy(p) {
+			return nil // OrderedReady: wait for this one first
+		}
+	}
+	// Scale down, highest ordinal first.
+	for _, p := range extra {
+		if p.DeletionTimestamp != nil {
+			if !parallel {
+				return nil
+			}
+			continue
+		}
+		if !parallel {
+			for _, q := range byOrd {
+				if !podHealthy(q) {
+					return nil // no scale-down while a pod is unhealthy
+				}
+			}
+		}
+		if err := r.deletePod(ctx, key, set, p); err != nil {
+			return err
+		}
+		if !parallel {
+			return nil
+		}
+	}
+	// Rolling update, highest ordinal first down to the partition.
+	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		return nil
+	}
+	partition := 0
+	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+		partition = int(*ru.Partition)
+	}
+	for o := replicas - 1; o >= partition; o-- {
+		p := byOrd[o]
+		if p == nil || p.DeletionTimestamp != nil {
+			return nil
+		}
+		if p.Labels[appsv1.ControllerRevisionHashLabelKey] != hash {
+			for _, q := range byOrd {
+				if !podHealthy(q) {
+					return nil
+				}
+			}
+			return r.deletePod(ctx, key, set, p)
+		}
+		if !podHealthy(p) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *StatefulSet) createPod(ctx context.Context, key string, set *appsv1.StatefulSet, ord int, hash string) error {
+	for i := range set.Spec.VolumeClaimTemplates {
+		t := &set.Spec.VolumeClaimTemplates[i]
+		name := claimName(t, set, ord)
+		if _, ok := r.pvcs.Get(set.Namespace, name); ok {
+			continue
+		}
+		pvc := t.DeepCopy()
+		pvc.ObjectMeta = metav1.ObjectMeta{Namespace: set.Namespace, Name: name, Labels: map[string]string{}, Annotations: t.Annotations}
+		for k, v := range set.Spec.Selector.MatchLabels {
+			pvc.Labels[k] = v
+		}
+		for k, v := range t.Labels {
+			pvc.Labels[k] = v
+		}
+		pvc.Status = corev1.PersistentVolumeClaimStatus{}
+		if _, err := store.Create(ctx, r.cfg.Store, pvc); err != nil && !apierrors.IsAlreadyExists(err) {
+			r.rec.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Claim %s for Pod %s-%d in StatefulSet %s failed error: %v", name, set.Name, ord, set.Name, err)
+			return fmt.Errorf("statefulset %s: create pvc %s: %w", key, name, err)
+		}
+		r.rec.Eventf(set, corev1.EventTypeNormal, "SuccessfulCreate", "create Claim %s Pod %s-%d in StatefulSet %s success", name, set.Name, ord, set.Name)
+	}
+	r.exp.Expect(key, 1, nil)
+	p := r.newPod(set, ord, hash)
+	if _, err := store.Create(ctx, r.cfg.Store, p); err != nil {
+		r.exp.LowerCreations(key, 1)
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return fmt.Errorf("statefulset %s: create pod %s: %w", key, p.Name, err)
+	}
+	r.rec.Eventf(set, corev1.EventTypeNormal, "SuccessfulCreate", "create Pod %s in StatefulSet %s successful", p.Name, set.Name)
+	return nil
+}
+
+func (r *StatefulSet) deletePod(ctx context.Context, key string, set *appsv1.StatefulSet, p *corev1.Pod) error {
+	r.exp.Expect(key, 0, []string{string(p.UID)})
+	err := store.Delete[*corev1.Pod](ctx, r.cfg.Store, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	if err != nil {
+		r.exp.DeletionObserved(key, string(p.UID))
+		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("statefulset %s: delete %s: %w", key, p.Name, err)
+		}
+		return nil
+	}
+	r.rec.Eventf(set, corev1.EventTypeNormal, "SuccessfulDelete", "delete Pod %s in StatefulSet %s successful", p.Name, set.Name)
+	return nil
+}
