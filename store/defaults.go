@@ -144,11 +144,31 @@ func defaultContainer(c *corev1.Container) {
 
 func defaultPod(p *corev1.Pod) { defaultPodSpec(&p.Spec) }
 
+// DefaultTolerationSeconds is how long a pod tolerates its node being
+// not-ready or unreachable unless it says otherwise (upstream's
+// DefaultTolerationSeconds admission plugin).
+const DefaultTolerationSeconds int64 = 300
+
 // prepareCreatePod sets what a new pod starts with: phase Pending, its QoS
-// class and the "default" service account.
+// class, the "default" service account and the not-ready/unreachable
+// NoExecute tolerations of DefaultTolerationSeconds.
 func prepareCreatePod(p *corev1.Pod) {
 	if p.Spec.ServiceAccountName == "" {
 		p.Spec.ServiceAccountName = "default"
+	}
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		tolerated := false
+		for _, t := range p.Spec.Tolerations {
+			if (t.Key == key || t.Key == "") && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") && t.Operator == corev1.TolerationOpExists {
+				tolerated = true
+			}
+		}
+		if !tolerated {
+			p.Spec.Tolerations = append(p.Spec.Tolerations, corev1.Toleration{
+				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute,
+				TolerationSeconds: ptr(DefaultTolerationSeconds),
+			})
+		}
 	}
 	p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: QOSClass(&p.Spec)}
 }

@@ -195,7 +195,7 @@ func readBytes(b []byte) ([]byte, []byte, error) {
 // encodeOps encodes a transaction: a count, then per change a tag (1 put,
 // 2 delete), the table, the key and, for a put, the object.
 func encodeOps(ops []op) ([]byte, error) {
-	buf := binary.AppendUvarint(make([]byte, 0, 1024), uint64(len(ops)))
+	buf := binary.AppendUvarint(make([]byte, 0, 4096), uint64(len(ops)))
 	for _, o := range ops {
 		tag := byte(1)
 		if o.del {
@@ -207,13 +207,41 @@ func encodeOps(ops []op) ([]byte, error) {
 		buf = binary.AppendUvarint(buf, uint64(len(o.key)))
 		buf = append(buf, o.key...)
 		if !o.del {
-			b, err := encodeObject(o.obj)
-			if err != nil {
+			var err error
+			if buf, err = appendObject(buf, o.obj); err != nil {
 				return nil, err
 			}
-			buf = binary.AppendUvarint(buf, uint64(len(b)))
-			buf = append(buf, b...)
 		}
+	}
+	return buf, nil
+}
+
+// sizedMarshaler is the generated protobuf encoding of the upstream types,
+// which can write straight into a buffer.
+type sizedMarshaler interface {
+	Size() int
+	MarshalToSizedBuffer([]byte) (int, error)
+}
+
+// appendObject appends a length-prefixed encoded object to buf, encoding
+// protobuf in place when the type allows it.
+func appendObject(buf []byte, obj runtime.Object) ([]byte, error) {
+	sm, ok := obj.(sizedMarshaler)
+	if !ok {
+		b, err := encodeObject(obj)
+		if err != nil {
+			return nil, err
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(b)))
+		return append(buf, b...), nil
+	}
+	n := sm.Size()
+	buf = binary.AppendUvarint(buf, uint64(n+1))
+	buf = append(buf, 'p')
+	start := len(buf)
+	buf = append(buf, make([]byte, n)...)
+	if _, err := sm.MarshalToSizedBuffer(buf[start:]); err != nil {
+		return nil, fmt.Errorf("store: encode %T: %w", obj, err)
 	}
 	return buf, nil
 }

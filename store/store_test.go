@@ -596,3 +596,32 @@ func TestProtectedNamespacesAndPriority(t *testing.T) {
 		t.Errorf("global default: %d %q", *out.Spec.Priority, out.Spec.PriorityClassName)
 	}
 }
+
+func TestAdmissionDefaults(t *testing.T) {
+	ctx := context.Background()
+	s := openMem(t)
+	p, _ := store.Create(ctx, s, pod("default", "tol", nil))
+	var keys []string
+	for _, tol := range p.Spec.Tolerations {
+		if tol.Effect == corev1.TaintEffectNoExecute && *tol.TolerationSeconds == store.DefaultTolerationSeconds {
+			keys = append(keys, tol.Key)
+		}
+	}
+	if diff := cmp.Diff([]string{"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}, keys); diff != "" {
+		t.Errorf("default tolerations (-want +got):\n%s", diff)
+	}
+	// A StatefulSet's containers may mount its volumeClaimTemplates.
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"},
+		Spec: appsv1.StatefulSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "db:1",
+					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}}}},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}},
+		},
+	}
+	if _, err := store.Create(ctx, s, sts); err != nil {
+		t.Errorf("statefulset mounting its claim template: %v", err)
+	}
+}

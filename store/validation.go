@@ -151,8 +151,14 @@ func validateContainers(cs []corev1.Container, fld *field.Path, names sets.Set[s
 }
 
 func validatePodSpec(spec *corev1.PodSpec, fld *field.Path, allowedRestart ...corev1.RestartPolicy) field.ErrorList {
+	return validatePodSpecWithClaims(spec, fld, nil, allowedRestart...)
+}
+
+// validatePodSpecWithClaims is validatePodSpec for a template whose
+// volumeMounts may also name the StatefulSet's volumeClaimTemplates.
+func validatePodSpecWithClaims(spec *corev1.PodSpec, fld *field.Path, claims []string, allowedRestart ...corev1.RestartPolicy) field.ErrorList {
 	var errs field.ErrorList
-	volumes := sets.New[string]()
+	volumes := sets.New(claims...)
 	for i, v := range spec.Volumes {
 		for _, msg := range validation.IsDNS1123Label(v.Name) {
 			errs = append(errs, field.Invalid(fld.Child("volumes").Index(i).Child("name"), v.Name, msg))
@@ -423,7 +429,12 @@ func validateStatefulSet(obj runtime.Object, _ *Config) field.ErrorList {
 	fld := field.NewPath("spec")
 	errs := validateReplicas(s.Spec.Replicas, fld)
 	errs = append(errs, validateSelector(s.Spec.Selector, s.Spec.Template.Labels, fld)...)
-	errs = append(errs, validateTemplate(&s.Spec.Template, fld, corev1.RestartPolicyAlways)...)
+	var claims []string
+	for _, c := range s.Spec.VolumeClaimTemplates {
+		claims = append(claims, c.Name)
+	}
+	errs = append(errs, metavalidation.ValidateLabels(s.Spec.Template.Labels, fld.Child("template", "metadata", "labels"))...)
+	errs = append(errs, validatePodSpecWithClaims(&s.Spec.Template.Spec, fld.Child("template", "spec"), claims, corev1.RestartPolicyAlways)...)
 	switch s.Spec.PodManagementPolicy {
 	case appsv1.OrderedReadyPodManagement, appsv1.ParallelPodManagement:
 	default:
