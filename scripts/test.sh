@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-fuzztime="${FUZZTIME:-10s}"
+fuzztime="${FUZZTIME:-5s}"
 
 echo "== gofmt"
 unformatted=$(git ls-files -z '*.go' | xargs -0 gofmt -l)
