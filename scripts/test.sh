@@ -20,7 +20,7 @@ report_flags=()
 [ -n "${CI:-}" ] && report_flags+=(-no-skips)
 go build -o /tmp/tugboat-testreport ./internal/tools/testreport
 set +e
-go test -race -json -timeout 25m ./... > /tmp/tugboat-test.json 2>&1
+go test -race -count=1 -json -timeout 25m ./... > /tmp/tugboat-test.json 2>&1
 set -e
 /tmp/tugboat-testreport "${report_flags[@]}" < /tmp/tugboat-test.json
 
