@@ -427,9 +427,13 @@ func TestSessionAffinityExpires(t *testing.T) {
 	// an idle period longer than it, the choice is random again (20
 	// connections to 3 backends all landing on one: probability 3^-19).
 	seen := map[string]bool{}
-	for range 20 {
+	for i := range 20 {
 		time.Sleep(1100 * time.Millisecond / 20) // > timeout in total, < timeout apart
-		seen[w.client.Do(t, "tcp 10.96.0.19:80").Backend] = true
+		r := w.client.Do(t, "tcp 10.96.0.19:80")
+		if r.Err != "" {
+			t.Fatalf("connection %d failed: %s", i, r.Err)
+		}
+		seen[r.Backend] = true
 	}
 	if len(seen) != 1 {
 		t.Fatalf("within the timeout: backends %v, want one", seen)
