@@ -328,7 +328,9 @@ func StartClient(t testing.TB, ns *Netns, cg string) *Client {
 	if ns != nil {
 		nsPath = ns.Path
 	}
-	cmd.Env = append(os.Environ(), helperEnv+"="+nsPath)
+	// No asynchronous preemption in the helper: its raw blocking syscalls
+	// would fail with EINTR when the runtime signals the thread.
+	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1", helperEnv+"="+nsPath)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd, Pdeathsig: syscall.SIGKILL}
 	if ns != nil {
