@@ -27,6 +27,11 @@ func parseRequest(r *http.Request) requestInfo {
 	if len(parts) == 0 {
 		return info
 	}
+	for _, p := range parts {
+		if p == "" {
+			return info // an empty segment ("/api//v1") names no resource
+		}
+	}
 	switch {
 	case parts[0] == "api" && len(parts) >= 3:
 		info.version = parts[1]
