@@ -213,7 +213,9 @@ func (e exitError) String() string  { return e.Error() }
 func (e exitError) Exited() bool    { return true }
 func (e exitError) ExitStatus() int { return e.code }
 
-func resizeChan(ctx context.Context, in <-chan remotecommand.TerminalSize) <-chan runtime.TerminalSize {
+// TerminalSizes converts the terminal size events of a streaming session to
+// the runtime's, until in closes or ctx ends; nil in gives nil.
+func TerminalSizes(ctx context.Context, in <-chan remotecommand.TerminalSize) <-chan runtime.TerminalSize {
 	if in == nil {
 		return nil
 	}
@@ -252,7 +254,7 @@ func (s streamAdapter) ExecInContainer(ctx context.Context, name, _ string, cont
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	code, err := s.a.Exec(ctx, s.namespace, name, container, runtime.ExecOptions{Cmd: cmd, Stdin: in, Stdout: nilIfNil(out), Stderr: nilIfNil(errw), TTY: tty, Resize: resizeChan(ctx, resize)})
+	code, err := s.a.Exec(ctx, s.namespace, name, container, runtime.ExecOptions{Cmd: cmd, Stdin: in, Stdout: nilIfNil(out), Stderr: nilIfNil(errw), TTY: tty, Resize: TerminalSizes(ctx, resize)})
 	if err != nil {
 		return err
 	}
@@ -263,7 +265,7 @@ func (s streamAdapter) ExecInContainer(ctx context.Context, name, _ string, cont
 }
 
 func (s streamAdapter) AttachContainer(ctx context.Context, name, _ string, container string, in io.Reader, out, errw io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize) error {
-	return s.a.Attach(ctx, s.namespace, name, container, runtime.AttachOptions{Stdin: in, Stdout: nilIfNil(out), Stderr: nilIfNil(errw), Resize: resizeChan(ctx, resize)})
+	return s.a.Attach(ctx, s.namespace, name, container, runtime.AttachOptions{Stdin: in, Stdout: nilIfNil(out), Stderr: nilIfNil(errw), Resize: TerminalSizes(ctx, resize)})
 }
 
 func (s streamAdapter) PortForward(ctx context.Context, name, _ string, port int32, stream io.ReadWriteCloser) error {

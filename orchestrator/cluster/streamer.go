@@ -131,7 +131,7 @@ type streamAdapter struct {
 
 // ExecInContainer implements remotecommand.Executor.
 func (a *streamAdapter) ExecInContainer(ctx context.Context, name, _, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
-	opts := runtime.ExecOptions{Cmd: cmd, TTY: tty, Resize: resizes(ctx, resize)}
+	opts := runtime.ExecOptions{Cmd: cmd, TTY: tty, Resize: agent.TerminalSizes(ctx, resize)}
 	setStreams(&opts.Stdin, &opts.Stdout, &opts.Stderr, in, out, errw)
 	code, err := a.s.Exec(ctx, a.ns, name, container, opts)
 	if err != nil {
@@ -145,7 +145,7 @@ func (a *streamAdapter) ExecInContainer(ctx context.Context, name, _, container 
 
 // AttachContainer implements remotecommand.Attacher.
 func (a *streamAdapter) AttachContainer(ctx context.Context, name, _, container string, in io.Reader, out, errw io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize) error {
-	opts := runtime.AttachOptions{Resize: resizes(ctx, resize)}
+	opts := runtime.AttachOptions{Resize: agent.TerminalSizes(ctx, resize)}
 	setStreams(&opts.Stdin, &opts.Stdout, &opts.Stderr, in, out, errw)
 	return a.s.Attach(ctx, a.ns, name, container, opts)
 }
@@ -168,33 +168,6 @@ func setStreams(stdin *io.Reader, stdout, stderr *io.Writer, in io.Reader, out, 
 	if errw != nil {
 		*stderr = errw
 	}
-}
-
-// resizes converts terminal size events until in closes or ctx ends.
-func resizes(ctx context.Context, in <-chan remotecommand.TerminalSize) <-chan runtime.TerminalSize {
-	if in == nil {
-		return nil
-	}
-	out := make(chan runtime.TerminalSize)
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case sz, ok := <-in:
-				if !ok {
-					return
-				}
-				select {
-				case out <- runtime.TerminalSize{Width: sz.Width, Height: sz.Height}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return out
 }
 
 // serveLog streams a container log as text/plain, flushing every write so
