@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -131,7 +132,7 @@ func (c *collector) handle(ctx context.Context, evs []event) {
 		uid := acc.GetUID()
 		if e.typ == watch.Deleted {
 			for _, dep := range c.dependents(uid) {
-				g.Go(func() error { c.ownerGone(gctx, dep, uid); return nil })
+				g.Go(func() error { c.checkOwners(gctx, dep.obj); return nil })
 			}
 			for _, ref := range acc.GetOwnerReferences() {
 				foreground[ref.UID] = true
@@ -145,11 +146,11 @@ func (c *collector) handle(ctx context.Context, evs []event) {
 			if _, ok := e.obj.(*corev1.Namespace); ok {
 				namespaces[acc.GetName()] = true
 			}
-			if hasString(acc.GetFinalizers(), FinalizerOrphan) {
+			if slices.Contains(acc.GetFinalizers(), FinalizerOrphan) {
 				obj := e.obj
 				g.Go(func() error { c.orphan(gctx, obj); return nil })
 			}
-			if hasString(acc.GetFinalizers(), FinalizerForeground) {
+			if slices.Contains(acc.GetFinalizers(), FinalizerForeground) {
 				foreground[uid] = true
 			}
 		} else if len(acc.GetOwnerReferences()) > 0 && (e.typ == watch.Added || ownersChanged(e)) {
@@ -166,15 +167,6 @@ func (c *collector) handle(ctx context.Context, evs []event) {
 	for ns := range namespaces {
 		c.namespace(ctx, ns)
 	}
-}
-
-func hasString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func ownersChanged(e event) bool {
@@ -271,11 +263,6 @@ func (c *collector) mutate(ctx context.Context, k *Kind, obj runtime.Object, fn 
 	}
 }
 
-// ownerGone handles a dependent whose owner uid was deleted.
-func (c *collector) ownerGone(ctx context.Context, dep dependent, uid types.UID) {
-	c.checkOwners(ctx, dep.obj)
-}
-
 // checkOwners deletes obj when every owner it names is gone and otherwise
 // drops the references to owners that are gone.
 func (c *collector) checkOwners(ctx context.Context, obj runtime.Object) {
@@ -329,7 +316,7 @@ func (c *collector) orphan(ctx context.Context, owner runtime.Object) {
 		c.mutate(ctx, dep.kind, dep.obj, func(a metav1.Object) bool { return dropOwners(a, []types.UID{uid}) })
 	}
 	c.mutate(ctx, c.s.reg.ForObject(owner), owner, func(a metav1.Object) bool {
-		if !hasString(a.GetFinalizers(), FinalizerOrphan) {
+		if !slices.Contains(a.GetFinalizers(), FinalizerOrphan) {
 			return false
 		}
 		a.SetFinalizers(removeString(a.GetFinalizers(), FinalizerOrphan))
@@ -341,7 +328,7 @@ func (c *collector) orphan(ctx context.Context, owner runtime.Object) {
 // and removes its finalizer once no dependent blocks it any more.
 func (c *collector) foreground(ctx context.Context, k *Kind, owner runtime.Object) {
 	acc, _ := meta.Accessor(owner)
-	if acc.GetDeletionTimestamp() == nil || !hasString(acc.GetFinalizers(), FinalizerForeground) {
+	if acc.GetDeletionTimestamp() == nil || !slices.Contains(acc.GetFinalizers(), FinalizerForeground) {
 		return
 	}
 	uid := acc.GetUID()
@@ -364,7 +351,7 @@ func (c *collector) foreground(ctx context.Context, k *Kind, owner runtime.Objec
 		return
 	}
 	c.mutate(ctx, k, owner, func(a metav1.Object) bool {
-		if !hasString(a.GetFinalizers(), FinalizerForeground) {
+		if !slices.Contains(a.GetFinalizers(), FinalizerForeground) {
 			return false
 		}
 		a.SetFinalizers(removeString(a.GetFinalizers(), FinalizerForeground))

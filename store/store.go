@@ -110,7 +110,7 @@ type revRow struct {
 
 const metaTable = "_meta"
 
-// DefaultServiceCIDR is the Service clusterIP range used when none is configured.
+// defaultServiceCIDR is the Service clusterIP range used when none is configured.
 var defaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/12")
 
 // Open builds a store. With cfg.Dir empty the store is in memory; otherwise

@@ -135,7 +135,7 @@ func (s *Store) Watch(ctx context.Context, res schema.GroupResource, namespace s
 	var seq uint64
 	sendInitial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
 	if opts.ResourceVersion == "" || opts.ResourceVersion == "0" || sendInitial {
-		items, rev, err := s.listSnapshot(k, namespace, f, opts.ResourceVersion)
+		items, rev, err := s.listSnapshot(k, namespace, f)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +176,7 @@ func expired(rev uint64) error {
 }
 
 // listSnapshot reads the matching objects and the revision they were read at.
-func (s *Store) listSnapshot(k *Kind, namespace string, f *filter, _ string) ([]runtime.Object, uint64, error) {
+func (s *Store) listSnapshot(k *Kind, namespace string, f *filter) ([]runtime.Object, uint64, error) {
 	txn := s.db.Txn(false)
 	rev := revOf(txn)
 	var out []runtime.Object
