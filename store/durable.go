@@ -9,25 +9,34 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
 	bolt "go.etcd.io/bbolt"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// The durable log: transactions are appended to a bbolt database, one key
-// (the big-endian revision) per transaction, many transactions per bbolt
-// commit (group commit: whatever queued while the previous commit was being
-// fsynced goes in the next). Every SnapshotEvery transactions the whole
-// state is written to a snapshot database beside it and the log up to the
-// snapshot's revision is deleted. Recovery loads the snapshot and replays
-// the log after it.
+// The durable log: transactions are appended to a write-ahead log
+// (github.com/hashicorp/raft-wal, the segment-file log store built for
+// hashicorp/raft), one log entry per transaction with the revision as its
+// index, many transactions per append (group commit: whatever queued while
+// the previous append was being fsynced goes in the next, one fsync each).
+// Every SnapshotEvery transactions the whole state is written to a bbolt
+// snapshot database beside it and the log up to the snapshot's revision is
+// truncated. Recovery loads the snapshot and replays the log after it.
+//
+// A data directory written by an earlier version keeps its log in a bbolt
+// database (log.db, one key per revision). Open replays it once, writes a
+// snapshot and removes it.
 
 const (
-	logFile      = "log.db"
+	walDir       = "wal"
+	legacyLog    = "log.db"
 	snapshotFile = "snapshot.db"
-	compactChunk = 10_000
 	snapChunk    = 5_000
+	walTerm      = 1 // the log is not replicated yet: every entry has term 1
 )
 
 var (
@@ -39,7 +48,7 @@ var (
 
 type durableLog struct {
 	dir string
-	db  *bolt.DB
+	wal *wal.WAL
 }
 
 func revKey(rev uint64) []byte {
@@ -61,43 +70,105 @@ func openDurableLog(dir string, s *Store) (*durableLog, uint64, error) {
 		txn.Abort()
 		return nil, 0, err
 	}
-	db, err := bolt.Open(filepath.Join(dir, logFile), 0o600, &bolt.Options{
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
+	legacy := filepath.Join(dir, legacyLog)
+	migrate := false
+	if _, err := os.Stat(legacy); err == nil {
+		if rev, err = replayLegacy(legacy, rev, tables, txn, s); err != nil {
+			txn.Abort()
+			return nil, 0, err
+		}
+		migrate = true
+	}
+	if err := os.MkdirAll(filepath.Join(dir, walDir), 0o700); err != nil {
+		txn.Abort()
+		return nil, 0, fmt.Errorf("store: log dir: %w", err)
+	}
+	w, err := wal.Open(filepath.Join(dir, walDir), wal.WithLogger(hclog.NewNullLogger()))
 	if err != nil {
 		txn.Abort()
 		return nil, 0, fmt.Errorf("store: open log: %w", err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketLog)
-		return err
-	})
-	if err == nil {
-		err = db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketLog).Cursor()
-			for k, v := c.Seek(revKey(rev + 1)); k != nil; k, v = c.Next() {
-				r := binary.BigEndian.Uint64(k)
-				if err := replay(v, tables, txn, s); err != nil {
-					return fmt.Errorf("revision %d: %w", r, err)
-				}
-				rev = r
-			}
-			return nil
-		})
-	}
-	if err != nil {
+	if rev, err = replayWAL(w, rev, tables, txn, s); err != nil {
 		txn.Abort()
-		db.Close()
+		w.Close()
 		return nil, 0, fmt.Errorf("store: recover log: %w", err)
 	}
 	if err := txn.Insert(metaTable, &revRow{ID: "rev", Rev: rev}); err != nil {
 		txn.Abort()
-		db.Close()
+		w.Close()
 		return nil, 0, fmt.Errorf("store: recover: %w", err)
 	}
 	txn.Commit()
-	return &durableLog{dir: dir, db: db}, rev, nil
+	l := &durableLog{dir: dir, wal: w}
+	if migrate {
+		// The old log is folded into a snapshot; only then is it removed.
+		if err := l.snapshot(s); err != nil {
+			w.Close()
+			return nil, 0, err
+		}
+		if err := os.Remove(legacy); err != nil {
+			w.Close()
+			return nil, 0, fmt.Errorf("store: remove migrated log: %w", err)
+		}
+		s.log.Info("migrated the bbolt log to the write-ahead log", "dir", dir, "revision", rev)
+	}
+	return l, rev, nil
+}
+
+// replayWAL applies the log entries after the snapshot's revision.
+func replayWAL(w *wal.WAL, rev uint64, tables map[string]*Kind, txn *memdb.Txn, s *Store) (uint64, error) {
+	first, err := w.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	last, err := w.LastIndex()
+	if err != nil {
+		return 0, err
+	}
+	if last == 0 || last <= rev {
+		return rev, nil
+	}
+	if first > rev+1 {
+		return 0, fmt.Errorf("the log starts at revision %d but the snapshot ends at %d", first, rev)
+	}
+	var e raft.Log
+	for i := rev + 1; i <= last; i++ {
+		if err := w.GetLog(i, &e); err != nil {
+			return 0, fmt.Errorf("revision %d: %w", i, err)
+		}
+		if err := replay(e.Data, tables, txn, s); err != nil {
+			return 0, fmt.Errorf("revision %d: %w", i, err)
+		}
+	}
+	return last, nil
+}
+
+// replayLegacy applies an earlier version's bbolt log after rev.
+func replayLegacy(path string, rev uint64, tables map[string]*Kind, txn *memdb.Txn, s *Store) (uint64, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("store: open legacy log: %w", err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLog)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(revKey(rev + 1)); k != nil; k, v = c.Next() {
+			r := binary.BigEndian.Uint64(k)
+			if err := replay(v, tables, txn, s); err != nil {
+				return fmt.Errorf("revision %d: %w", r, err)
+			}
+			rev = r
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: recover legacy log: %w", err)
+	}
+	return rev, nil
 }
 
 func loadSnapshot(path string, tables map[string]*Kind, txn *memdb.Txn, s *Store) (uint64, error) {
@@ -195,8 +266,20 @@ func readBytes(b []byte) ([]byte, []byte, error) {
 // encodeOps encodes a transaction: a count, then per change a tag (1 put,
 // 2 delete), the table, the key and, for a put, the object.
 func encodeOps(ops []op) ([]byte, error) {
-	buf := binary.AppendUvarint(make([]byte, 0, 4096), uint64(len(ops)))
+	// Size the buffer first: one allocation of the right size per record.
+	var sizes [8]int
+	objSize := sizes[:0]
+	n := binary.MaxVarintLen64
 	for _, o := range ops {
+		sz := 0
+		if sm, ok := o.obj.(sizedMarshaler); ok && !o.del {
+			sz = sm.Size()
+		}
+		objSize = append(objSize, sz)
+		n += 1 + 2*binary.MaxVarintLen64 + len(o.kind.table()) + len(o.key) + binary.MaxVarintLen64 + 1 + sz
+	}
+	buf := binary.AppendUvarint(make([]byte, 0, n), uint64(len(ops)))
+	for i, o := range ops {
 		tag := byte(1)
 		if o.del {
 			tag = 2
@@ -208,7 +291,7 @@ func encodeOps(ops []op) ([]byte, error) {
 		buf = append(buf, o.key...)
 		if !o.del {
 			var err error
-			if buf, err = appendObject(buf, o.obj); err != nil {
+			if buf, err = appendObject(buf, o.obj, objSize[i]); err != nil {
 				return nil, err
 			}
 		}
@@ -225,9 +308,9 @@ type sizedMarshaler interface {
 
 // appendObject appends a length-prefixed encoded object to buf, encoding
 // protobuf in place when the type allows it.
-func appendObject(buf []byte, obj runtime.Object) ([]byte, error) {
+func appendObject(buf []byte, obj runtime.Object, n int) ([]byte, error) {
 	sm, ok := obj.(sizedMarshaler)
-	if !ok {
+	if !ok || n == 0 {
 		b, err := encodeObject(obj)
 		if err != nil {
 			return nil, err
@@ -235,7 +318,6 @@ func appendObject(buf []byte, obj runtime.Object) ([]byte, error) {
 		buf = binary.AppendUvarint(buf, uint64(len(b)))
 		return append(buf, b...), nil
 	}
-	n := sm.Size()
 	buf = binary.AppendUvarint(buf, uint64(n+1))
 	buf = append(buf, 'p')
 	start := len(buf)
@@ -294,18 +376,16 @@ func decodeObject(k *Kind, b []byte) (runtime.Object, error) {
 }
 
 func (l *durableLog) append(batch []*proposal) error {
-	return l.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLog)
-		for _, p := range batch {
-			if err := b.Put(revKey(p.rev), p.data); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	logs := make([]*raft.Log, len(batch))
+	entries := make([]raft.Log, len(batch))
+	for i, p := range batch {
+		entries[i] = raft.Log{Index: p.rev, Term: walTerm, Type: raft.LogCommand, Data: p.data}
+		logs[i] = &entries[i]
+	}
+	return l.wal.StoreLogs(logs)
 }
 
-func (l *durableLog) close() error { return l.db.Close() }
+func (l *durableLog) close() error { return l.wal.Close() }
 
 // snapshot writes the state at the latest applied revision to a new
 // snapshot file, swaps it in atomically and then deletes the log up to it.
@@ -376,25 +456,12 @@ func (l *durableLog) snapshot(s *Store) error {
 		return fmt.Errorf("store: snapshot at revision %d: %w", rev, err)
 	}
 	// The snapshot is durable: the log up to it is no longer needed.
-	for more := true; more; {
-		err := l.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketLog)
-			c := b.Cursor()
-			var keys [][]byte
-			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= rev && len(keys) < compactChunk; k, _ = c.Next() {
-				keys = append(keys, append([]byte(nil), k...))
-			}
-			more = len(keys) == compactChunk
-			for _, k := range keys {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("store: compact log to revision %d: %w", rev, err)
-		}
+	first, err := l.wal.FirstIndex()
+	if err == nil && first > 0 && first <= rev {
+		err = l.wal.DeleteRange(first, rev)
+	}
+	if err != nil {
+		return fmt.Errorf("store: compact log to revision %d: %w", rev, err)
 	}
 	s.log.Debug("snapshot written", "revision", rev)
 	return nil

@@ -35,6 +35,7 @@ type Store struct {
 	db   *memdb.MemDB
 	wal  *durableLog // nil in memory mode
 	evs  *eventLog
+	hub  *hub
 	pag  *pageSnapshots
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -166,11 +167,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.applied.Store(rev)
 	}
 	s.evs = newEventLog(cfg.WatchWindow, s.nextRev)
+	s.hub = newHub(s.evs)
 	s.metrics = newMetrics(s)
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	s.wg.Add(1)
 	go s.flushLoop(runCtx)
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.hub.run(runCtx, s.evs) }()
 	if err := s.bootstrap(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -130,6 +130,7 @@ func (s *Store) Watch(ctx context.Context, res schema.GroupResource, namespace s
 	w := &watcher{
 		s: s, kind: k, filter: f, result: make(chan watch.Event, 100),
 		done: make(chan struct{}), bookmarks: opts.AllowWatchBookmarks,
+		hubState: hubState{lagged: make(chan struct{}, 1)},
 	}
 	var initial []runtime.Object
 	var seq uint64
@@ -197,6 +198,7 @@ type watcher struct {
 	cancel    context.CancelFunc
 	bookmarks bool
 	rev       uint64
+	hubState
 }
 
 // Stop ends the watch and closes its result channel.
@@ -271,6 +273,15 @@ func (w *watcher) run(ctx context.Context, initial []runtime.Object, sendInitial
 			continue
 		}
 		w.rev = max(w.rev, last)
+		// Caught up: hand the watcher to the hub, which delivers the next
+		// events straight into its result channel, until it falls behind.
+		if w.s.hub.join(w, seq) {
+			var ok bool
+			if seq, ok = w.live(ctx, tick); !ok {
+				return
+			}
+			continue
+		}
 		select {
 		case <-notify:
 		case <-tick:
@@ -280,6 +291,170 @@ func (w *watcher) run(ctx context.Context, initial []runtime.Object, sendInitial
 		case <-ctx.Done():
 			return
 		case <-w.done:
+			return
+		}
+	}
+}
+
+// live waits while the hub delivers the watcher's events. It returns the
+// sequence number to read on from when the hub lets the watcher go (its
+// result channel was full, or the store is closing), or false when the
+// watch ends.
+func (w *watcher) live(ctx context.Context, tick <-chan time.Time) (uint64, bool) {
+	for {
+		select {
+		case <-w.lagged:
+			return w.s.hub.resume(w), true
+		case <-tick:
+			w.s.hub.bookmark(w)
+		case <-ctx.Done():
+			w.s.hub.leave(w)
+			return 0, false
+		case <-w.done:
+			w.s.hub.leave(w)
+			return 0, false
+		}
+	}
+}
+
+// hub delivers events to the watchers that keep up ("live" watchers) from
+// one goroutine: an event wakes that goroutine and each watch's consumer,
+// not also a goroutine per watch. A live watcher whose result channel is
+// full goes back to reading the event window at its own pace (and is cut
+// off with 410 Expired if it falls out of it), so the hub never blocks.
+type hub struct {
+	mu      sync.Mutex
+	next    uint64 // sequence number of the next event to deliver
+	lastRev uint64 // revision of the newest event delivered
+	closed  bool
+	live    map[*Kind]map[*watcher]struct{}
+}
+
+// hubState is the hub's part of a watcher, guarded by hub.mu.
+type hubState struct {
+	from   uint64 // the first sequence number the hub delivers to it
+	resume uint64 // where it reads on after the hub let it go
+	lagged chan struct{}
+}
+
+func newHub(evs *eventLog) *hub {
+	evs.mu.RLock()
+	defer evs.mu.RUnlock()
+	return &hub{next: evs.next, lastRev: evs.lastRev, live: map[*Kind]map[*watcher]struct{}{}}
+}
+
+// join makes w live from seq on, unless the hub has already delivered
+// events from seq on (w then reads them itself) or has stopped.
+func (h *hub) join(w *watcher, seq uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || seq < h.next {
+		return false
+	}
+	ws := h.live[w.kind]
+	if ws == nil {
+		ws = map[*watcher]struct{}{}
+		h.live[w.kind] = ws
+	}
+	ws[w] = struct{}{}
+	w.from = seq
+	return true
+}
+
+// leave removes w; the hub sends nothing to it afterwards.
+func (h *hub) leave(w *watcher) {
+	h.mu.Lock()
+	delete(h.live[w.kind], w)
+	h.mu.Unlock()
+}
+
+// resume returns where a watcher the hub let go reads on from.
+func (h *hub) resume(w *watcher) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return w.resume
+}
+
+// letGo removes w from the live set; it reads on from seq itself.
+func (h *hub) letGoLocked(w *watcher, seq uint64) {
+	delete(h.live[w.kind], w)
+	w.resume = seq
+	select {
+	case w.lagged <- struct{}{}:
+	default:
+	}
+}
+
+// bookmark sends a live watcher a bookmark at the newest revision it has
+// seen, unless its result channel is full (then a later tick sends one).
+func (h *hub) bookmark(w *watcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.live[w.kind][w]; !ok {
+		return
+	}
+	w.rev = max(w.rev, h.lastRev)
+	select {
+	case w.result <- w.bookmark(w.rev, false):
+	default:
+	}
+}
+
+// run delivers events until ctx ends, then lets every live watcher go.
+func (h *hub) run(ctx context.Context, evs *eventLog) {
+	buf := make([]event, 0, 256)
+	for {
+		h.mu.Lock()
+		seq := h.next
+		h.mu.Unlock()
+		got, next, last, notify, st := evs.read(seq, buf[:0])
+		h.mu.Lock()
+		if st == readExpired {
+			// The hub itself fell out of the window (a starved process):
+			// its watchers read on and find out for themselves.
+			for _, ws := range h.live {
+				for w := range ws {
+					h.letGoLocked(w, seq)
+				}
+			}
+			evs.mu.RLock()
+			h.next = evs.start
+			evs.mu.RUnlock()
+			h.mu.Unlock()
+			continue
+		}
+		for i, e := range got {
+			for w := range h.live[e.kind] {
+				if seq+uint64(i) < w.from {
+					continue
+				}
+				if ev, ok := w.filter.event(e); ok {
+					select {
+					case w.result <- ev:
+					default:
+						h.letGoLocked(w, seq+uint64(i))
+						continue
+					}
+				}
+				w.rev = e.rev
+			}
+		}
+		h.next, h.lastRev = next, last
+		h.mu.Unlock()
+		if len(got) > 0 {
+			continue
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			h.mu.Lock()
+			h.closed = true
+			for _, ws := range h.live {
+				for w := range ws {
+					h.letGoLocked(w, h.next)
+				}
+			}
+			h.mu.Unlock()
 			return
 		}
 	}
