@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -67,6 +68,9 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 	}
 	rev := s.nextRev + 1
 	ops, err := build(&view{s: s}, rev)
+	if err == nil {
+		err = s.allocate(ops, dryRun)
+	}
 	if err != nil || len(ops) == 0 || dryRun {
 		s.seqMu.Unlock()
 		return ops, err
@@ -113,6 +117,36 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 		return nil, ctxErr(err)
 	}
 	return ops, nil
+}
+
+// allocate gives the Services a transaction writes their clusterIPs and
+// node ports (see serviceAlloc) and, unless dryRun, records what every
+// Service written or deleted holds. It runs under seqMu.
+func (s *Store) allocate(ops []op, dryRun bool) error {
+	for _, o := range ops {
+		if o.kind != s.svcKind || o.del {
+			continue
+		}
+		prev, _ := o.prev.(*corev1.Service)
+		svc := o.obj.(*corev1.Service)
+		if errs := s.svcAlloc.assign(o.key, svc, prev); len(errs) > 0 {
+			return o.kind.invalid(svc.Name, errs)
+		}
+	}
+	if dryRun {
+		return nil
+	}
+	for _, o := range ops {
+		if o.kind != s.svcKind {
+			continue
+		}
+		if o.del {
+			s.svcAlloc.record(o.key, nil)
+		} else {
+			s.svcAlloc.record(o.key, o.obj.(*corev1.Service))
+		}
+	}
+	return nil
 }
 
 // warm fills the caches some upstream types fill lazily on first use

@@ -16,6 +16,13 @@ type Config struct {
 	// ServiceCIDR is the range Service clusterIPs must fall in
 	// (default 10.96.0.0/12).
 	ServiceCIDR netip.Prefix
+	// SecondaryServiceCIDR is an optional range of the other IP family,
+	// for dual-stack Services (ipFamilyPolicy PreferDualStack or
+	// RequireDualStack, or ipFamilies naming it), e.g. fd00:10:96::/108.
+	SecondaryServiceCIDR netip.Prefix
+	// NodePortRange is the range NodePorts are allocated from (default
+	// 30000-32767, as upstream).
+	NodePortRange PortRange
 	// WatchWindow is how many events are kept for watchers to resume from
 	// (default 50,000). Older resourceVersions get 410 Expired.
 	WatchWindow int

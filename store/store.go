@@ -36,6 +36,11 @@ type Store struct {
 	wal  *durableLog // nil in memory mode
 	evs  *eventLog
 	hub  *hub
+
+	// svcAlloc holds the Services' clusterIPs and node ports; svcKind
+	// is the Service kind (nil if the registry has none).
+	svcAlloc *serviceAlloc
+	svcKind  *Kind
 	pag  *pageSnapshots
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -124,6 +129,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if !cfg.ServiceCIDR.IsValid() {
 		cfg.ServiceCIDR = defaultServiceCIDR
 	}
+	if cfg.NodePortRange == (PortRange{}) {
+		cfg.NodePortRange = defaultNodePortRange
+	}
 	if cfg.WatchWindow <= 0 {
 		cfg.WatchWindow = 50_000
 	}
@@ -166,6 +174,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.nextRev = rev
 		s.applied.Store(rev)
 	}
+	s.svcKind = s.reg.ForResource(schema.GroupResource{Resource: "services"})
+	s.svcAlloc = newServiceAlloc(&s.cfg)
+	s.loadAllocations()
 	s.evs = newEventLog(cfg.WatchWindow, s.nextRev)
 	s.hub = newHub(s.evs)
 	s.metrics = newMetrics(s)
@@ -183,6 +194,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.gc.run(runCtx) }()
 	return s, nil
+}
+
+// loadAllocations rebuilds the Service allocations from the recovered
+// state. Two Services holding the same address (possible only in data
+// written before allocation moved into the store) keep it, with a warning.
+func (s *Store) loadAllocations() {
+	if s.svcKind == nil {
+		return
+	}
+	it, err := s.db.Txn(false).Get(s.svcKind.table(), "id")
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		r := raw.(*record)
+		svc := r.Obj.(*corev1.Service)
+		s.svcAlloc.record(r.Key, svc)
+		for _, ip := range svc.Spec.ClusterIPs {
+			if addr, err := netip.ParseAddr(ip); err == nil && s.svcAlloc.ips[addr] != r.Key {
+				s.log.Warn("two Services hold one clusterIP", "ip", ip, "service", r.Key, "holder", s.svcAlloc.ips[addr])
+			}
+		}
+	}
 }
 
 // Close stops the store's goroutines and closes the durable log. Writes

@@ -305,8 +305,8 @@ func validateService(obj runtime.Object, cfg *Config) field.ErrorList {
 		switch {
 		case err != nil:
 			errs = append(errs, field.Invalid(fld.Child("clusterIP"), ip, "must be a valid IP address (e.g. 10.96.0.10) or \"None\""))
-		case !cfg.ServiceCIDR.Contains(addr):
-			errs = append(errs, field.Invalid(fld.Child("clusterIP"), ip, fmt.Sprintf("provided IP is not in the valid range. The range of valid IPs is %s", cfg.ServiceCIDR)))
+		case !cfg.ServiceCIDR.Contains(addr) && !cfg.SecondaryServiceCIDR.Contains(addr):
+			errs = append(errs, field.Invalid(fld.Child("clusterIP"), ip, fmt.Sprintf("provided IP is not in the valid range. The range of valid IPs is %s", serviceRanges(cfg))))
 		}
 	}
 	for i, ip := range spec.ExternalIPs {
@@ -328,10 +328,19 @@ func validateService(obj runtime.Object, cfg *Config) field.ErrorList {
 	return errs
 }
 
-// validateServiceUpdate keeps an allocated clusterIP: it may not change.
+// serviceRanges names the configured Service CIDRs for messages.
+func serviceRanges(cfg *Config) string {
+	if cfg.SecondaryServiceCIDR.IsValid() {
+		return cfg.ServiceCIDR.String() + "," + cfg.SecondaryServiceCIDR.String()
+	}
+	return cfg.ServiceCIDR.String()
+}
+
+// validateServiceUpdate keeps an allocated clusterIP: it may not change
+// (an update that leaves it out keeps it; see serviceAlloc).
 func validateServiceUpdate(obj, old runtime.Object) field.ErrorList {
 	ns, os := obj.(*corev1.Service), old.(*corev1.Service)
-	if os.Spec.ClusterIP != "" && ns.Spec.ClusterIP != os.Spec.ClusterIP && ns.Spec.Type != corev1.ServiceTypeExternalName && os.Spec.Type != corev1.ServiceTypeExternalName {
+	if os.Spec.ClusterIP != "" && ns.Spec.ClusterIP != "" && ns.Spec.ClusterIP != os.Spec.ClusterIP && ns.Spec.Type != corev1.ServiceTypeExternalName && os.Spec.Type != corev1.ServiceTypeExternalName {
 		return field.ErrorList{field.Invalid(field.NewPath("spec", "clusterIP"), ns.Spec.ClusterIP, "field is immutable")}
 	}
 	return nil
