@@ -28,22 +28,22 @@ import (
 // revision (the resourceVersion), is appended to the durable log (group
 // commit) and then applied to memdb in order, like a state machine.
 type Store struct {
-	cfg  Config
-	reg  *Registry
-	log  *slog.Logger
-	now  func() time.Time
-	db   *memdb.MemDB
-	wal  *durableLog // nil in memory mode
-	evs  *eventLog
-	hub  *hub
+	cfg Config
+	reg *Registry
+	log *slog.Logger
+	now func() time.Time
+	db  *memdb.MemDB
+	wal *durableLog // nil in memory mode
+	evs *eventLog
+	hub *hub
 
 	// svcAlloc holds the Services' clusterIPs and node ports; svcKind
 	// is the Service kind (nil if the registry has none).
 	svcAlloc *serviceAlloc
 	svcKind  *Kind
-	pag  *pageSnapshots
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	pag      *pageSnapshots
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
 
 	// seqMu orders transactions: it is held while one is prepared and
 	// given its revision.
