@@ -36,8 +36,15 @@ type filter struct {
 
 	name      string   // metadata.name=...
 	node      *string  // spec.nodeName=... (pods)
-	labelKey  string   // one requirement key=value or key in (values),
-	labelVals []string // served from the label index
+	// labelReqs are the requirements key=value and key in (values) the
+	// label index can serve; scan uses the one matching fewest objects.
+	labelReqs []labelReq
+}
+
+// labelReq is one requirement the label index can serve.
+type labelReq struct {
+	key  string
+	vals []string
 }
 
 // ParseLabelSelector parses a label selector (equality- and set-based:
@@ -88,10 +95,9 @@ func (s *Store) newFilter(k *Kind, namespace, labelSel, fieldSel string) (*filte
 		f.label, f.anyLabel = ls, ls.Empty()
 		reqs, _ := ls.Requirements()
 		for _, r := range reqs {
-			vals := r.Values().UnsortedList()
-			if (r.Operator() == selection.Equals || r.Operator() == selection.DoubleEquals || r.Operator() == selection.In) &&
-				(f.labelVals == nil || len(vals) < len(f.labelVals)) {
-				f.labelKey, f.labelVals = r.Key(), vals
+			switch r.Operator() {
+			case selection.Equals, selection.DoubleEquals, selection.In:
+				f.labelReqs = append(f.labelReqs, labelReq{key: r.Key(), vals: r.Values().UnsortedList()})
 			}
 		}
 	}
@@ -200,8 +206,14 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 	}
 	var it memdb.ResultIterator
 	var err error
+	byName := f.name != "" && (namespace != "" || !k.Namespaced)
+	byNode := f.node != nil && k.table() == "pods"
+	var lr labelReq
+	if !byName && !byNode && len(f.labelReqs) > 0 {
+		lr = narrowest(txn, k, f.labelReqs)
+	}
 	switch {
-	case f.name != "" && (namespace != "" || !k.Namespaced):
+	case byName:
 		raw, err := txn.First(k.table(), "id", objKey(namespace, f.name))
 		if err != nil || raw == nil {
 			return err
@@ -210,15 +222,15 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 			fn(r)
 		}
 		return nil
-	case f.node != nil && k.table() == "pods":
+	case byNode:
 		it, err = txn.Get(k.table(), "node", *f.node)
-	case len(f.labelVals) == 1:
-		it, err = txn.Get(k.table(), "label", f.labelKey, f.labelVals[0])
-	case len(f.labelVals) > 1:
+	case len(lr.vals) == 1:
+		it, err = txn.Get(k.table(), "label", lr.key, lr.vals[0])
+	case len(lr.vals) > 1:
 		// key in (a,b,...): the union of the index entries, in key order.
 		var recs []*record
-		for _, v := range f.labelVals {
-			it, err := txn.Get(k.table(), "label", f.labelKey, v)
+		for _, v := range lr.vals {
+			it, err := txn.Get(k.table(), "label", lr.key, v)
 			if err != nil {
 				return err
 			}
@@ -250,6 +262,36 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 		return err
 	}
 	return visit(it, "")
+}
+
+// narrowest returns the requirement whose index entries are fewest,
+// counting each only up to the best count so far, so the choice costs no
+// more than reading the winner's entries once per requirement.
+func narrowest(txn *memdb.Txn, k *Kind, reqs []labelReq) labelReq {
+	if len(reqs) == 1 {
+		return reqs[0]
+	}
+	best, bestN := reqs[0], -1
+	for _, r := range reqs {
+		n := 0
+	count:
+		for _, v := range r.vals {
+			it, err := txn.Get(k.table(), "label", r.key, v)
+			if err != nil {
+				return reqs[0]
+			}
+			for raw := it.Next(); raw != nil; raw = it.Next() {
+				n++
+				if bestN >= 0 && n >= bestN {
+					break count
+				}
+			}
+		}
+		if bestN < 0 || n < bestN {
+			best, bestN = r, n
+		}
+	}
+	return best
 }
 
 // readRequest resolves the kind of a List or Watch and parses its selectors.
