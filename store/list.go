@@ -34,8 +34,8 @@ type filter struct {
 	anyLabel  bool
 	anyField  bool
 
-	name      string   // metadata.name=...
-	node      *string  // spec.nodeName=... (pods)
+	name string  // metadata.name=...
+	node *string // spec.nodeName=... (pods)
 	// labelReqs are the requirements key=value and key in (values) the
 	// label index can serve; scan uses the one matching fewest objects.
 	labelReqs []labelReq
