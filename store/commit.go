@@ -208,11 +208,29 @@ type appended struct {
 func (s *Store) applyLoop(durable <-chan appended) {
 	defer s.wg.Done()
 	for a := range durable {
-		s.apply(a.batch)
 		s.metrics.committed(len(a.batch), a.took, s.wal != nil)
-		for _, p := range a.batch {
+		// Batches that queued up while the last one was applied go into
+		// memdb in one transaction: its fixed cost (index transactions,
+		// commit, notification) is then paid once for all of them.
+		batch := a.batch
+		for more := true; more; {
+			select {
+			case b, ok := <-durable:
+				if !ok {
+					more = false
+					break
+				}
+				s.metrics.committed(len(b.batch), b.took, s.wal != nil)
+				batch = append(batch, b.batch...)
+			default:
+				more = false
+			}
+		}
+		s.apply(batch)
+		for _, p := range batch {
 			p.done <- nil
 		}
+		a.batch = batch
 		if s.wal != nil && s.sinceSnp.Add(int64(len(a.batch))) >= int64(s.cfg.SnapshotEvery) && s.snapping.CompareAndSwap(false, true) {
 			s.sinceSnp.Store(0)
 			s.wg.Add(1)
