@@ -9,8 +9,11 @@
 //
 //   - eBPF ([ModeEBPF], package netproxy/bpf): programs on the cgroup named
 //     by [Config.Cgroup] rewrite connect()/sendmsg() to a VIP into a ready
-//     backend; a blackhole route for [Config.ServiceCIDR] keeps packets to
-//     VIPs on the machine even when nothing is attached. The proxy never
+//     backend; a blackhole route for [Config.ServiceCIDR] (and each of
+//     [Config.ServiceCIDRs], such as the IPv6 range of a dual-stack
+//     cluster) keeps packets to VIPs on the machine even when nothing is
+//     attached. IPv4 and IPv6 ClusterIPs are both served (ipFamilies
+//     [IPv4], [IPv6] or dual stack), each with the endpoints of its family. The proxy never
 //     chooses a cgroup by itself, so it never attaches to the root cgroup
 //     unless told to.
 //   - userspace ([ModeUserspace], package netproxy/userspace): a Go TCP/UDP
@@ -36,7 +39,11 @@
 //
 // Connections from outside the node reach NodePorts, external IPs and
 // load-balancer IPs through tc programs on [Config.ExternalInterfaces]
-// (eBPF mode) or through the userspace proxy's listeners. Package
+// (eBPF mode, IPv4 and IPv6; pinned with [Config.PinPath] so a restarted
+// proxy re-adopts them) or through the userspace proxy's listeners. With
+// externalTrafficPolicy Cluster, such a connection to a backend on another
+// host is source-NATed to the node's address (as kube-proxy masquerades);
+// with Local the client's address is kept. Package
 // netproxy/lbipam assigns load-balancer IPs from a pool; [Proxy.Collector]
 // exports Prometheus metrics.
 package netproxy

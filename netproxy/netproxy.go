@@ -47,6 +47,10 @@ type Config struct {
 	// ServiceCIDR is the service range. In eBPF mode a blackhole route is
 	// installed for it so no packet to a VIP leaves the machine.
 	ServiceCIDR netip.Prefix
+	// ServiceCIDRs are further service ranges, for example the IPv6 range of
+	// a dual-stack cluster (fd00:10:96::/108); each gets a blackhole route
+	// like ServiceCIDR.
+	ServiceCIDRs []netip.Prefix
 	// Netlink chooses the network namespace of the blackhole route; nil is
 	// the namespace of the calling thread. Tests pass a handle of a
 	// namespace they created.
@@ -57,7 +61,11 @@ type Config struct {
 	NodeIPs []netip.Addr
 	// ExternalInterfaces names the node's network interfaces (in the
 	// namespace of the calling thread) on which eBPF mode serves NodePorts,
-	// external IPs and load-balancer IPs to clients outside the node.
+	// external IPs and load-balancer IPs to clients outside the node. List
+	// the interfaces towards other nodes too: answers of source-NATed
+	// connections to backends there come back through them. Backends on
+	// other hosts also need forwarding enabled (net.ipv4.ip_forward,
+	// net.ipv6.conf.all.forwarding), which the proxy does not change.
 	ExternalInterfaces []string
 	// Logger receives logs; nil uses slog.Default().
 	Logger *slog.Logger
@@ -72,7 +80,7 @@ type Proxy struct {
 	mode      Mode
 	lb        *bpf.LoadBalancer
 	us        *userspace.Proxy
-	blackhole *route.Blackhole
+	blackhole []*route.Blackhole
 	table     *dataplane.Table
 
 	synced   chan struct{}
@@ -126,13 +134,22 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	}
 	switch p.mode {
 	case ModeEBPF:
-		if cfg.ServiceCIDR.IsValid() {
-			bh, err := route.InstallBlackhole(cfg.Netlink, cfg.ServiceCIDR)
-			if err != nil {
-				p.lb.Close()
-				return nil, fmt.Errorf("netproxy: %w", err)
+		fail := func(err error) (*Proxy, error) {
+			p.lb.Close()
+			for _, bh := range p.blackhole {
+				bh.Remove()
 			}
-			p.blackhole = bh
+			return nil, err
+		}
+		for _, cidr := range append([]netip.Prefix{cfg.ServiceCIDR}, cfg.ServiceCIDRs...) {
+			if !cidr.IsValid() {
+				continue
+			}
+			bh, err := route.InstallBlackhole(cfg.Netlink, cidr)
+			if err != nil {
+				return fail(fmt.Errorf("netproxy: %w", err))
+			}
+			p.blackhole = append(p.blackhole, bh)
 		}
 		for _, name := range cfg.ExternalInterfaces {
 			ifc, err := net.InterfaceByName(name)
@@ -140,15 +157,11 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 				err = p.lb.AttachExternal(ifc.Index)
 			}
 			if err != nil {
-				p.lb.Close()
-				if p.blackhole != nil {
-					p.blackhole.Remove()
-				}
-				return nil, fmt.Errorf("netproxy: external interface %s: %w", name, err)
+				return fail(fmt.Errorf("netproxy: external interface %s: %w", name, err))
 			}
 		}
 		p.table = dataplane.NewTable(p.lb)
-		log.Info("netproxy data plane mode: ebpf (socket load balancer)", "mode", "ebpf", "cgroup", cfg.Cgroup, "pinPath", cfg.PinPath, "serviceCIDR", cfg.ServiceCIDR)
+		log.Info("netproxy data plane mode: ebpf (socket load balancer)", "mode", "ebpf", "cgroup", cfg.Cgroup, "pinPath", cfg.PinPath, "serviceCIDR", cfg.ServiceCIDR, "serviceCIDRs", cfg.ServiceCIDRs)
 	default:
 		p.mode = ModeUserspace
 		p.us = userspace.New(userspace.Config{Logger: log})
@@ -192,8 +205,8 @@ func (p *Proxy) Uninstall() error {
 	} else {
 		errs = append(errs, p.us.Close())
 	}
-	if p.blackhole != nil {
-		errs = append(errs, p.blackhole.Remove())
+	for _, bh := range p.blackhole {
+		errs = append(errs, bh.Remove())
 	}
 	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
@@ -140,7 +141,7 @@ func TestSyncFromStoreEBPF(t *testing.T) {
 	if p.Mode() != ModeEBPF || !strings.Contains(logs.String(), "mode=ebpf") {
 		t.Fatalf("mode %s, log %q", p.Mode(), logs.String())
 	}
-	if ok, err := p.blackhole.Present(); !ok || err != nil {
+	if ok, err := p.blackhole[0].Present(); !ok || err != nil {
 		t.Fatalf("blackhole route in the test namespace: %v %v", ok, err)
 	}
 	for _, a := range []string{"127.0.0.2:8080", "127.0.0.3:8080", "127.0.0.4:8080"} {
@@ -467,5 +468,140 @@ func TestLoadBalancerAddressFromPool(t *testing.T) {
 	c := nettest.StartClient(t, ns, cg)
 	if r := c.Do(t, "tcp 10.111.0.1:80"); r.Err != "" || r.Backend != "127.0.0.2:8080" || r.Peer != "10.111.0.1:80" {
 		t.Errorf("through the load-balancer address: %+v", r)
+	}
+}
+
+// TestIPv6AndDualStackFromStore: an IPv6-only Service (ipFamilies [IPv6])
+// and a dual-stack one ([IPv6, IPv4]) written to the store are served on
+// their IPv6 ClusterIPs by the eBPF programs, with IPv6 backends on ULA
+// addresses inside the test namespace; both service ranges are blackholed
+// there; the cluster DNS answers AAAA (and A for the dual-stack Service)
+// through its own IPv6 ClusterIP.
+func TestIPv6AndDualStackFromStore(t *testing.T) {
+	nettest.NeedEBPF(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ns := nettest.NewNetns(t)
+	cg := nettest.NewCgroup(t)
+	h, err := ns.Netlink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	for _, a := range []string{"fd00:db8::2/128", "fd00:db8::3/128", "fd00:db8::53/128"} {
+		ns.AddAddr(t, "lo", a)
+	}
+	cidr6 := netip.MustParsePrefix("fd00:10:96::/108")
+	s, err := store.Open(ctx, store.Config{ServiceCIDR: nettest.ServiceCIDR, SecondaryServiceCIDR: cidr6, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	p, err := New(ctx, Config{Mode: ModeEBPF, Cgroup: cg, ServiceCIDR: cidr6, ServiceCIDRs: []netip.Prefix{nettest.ServiceCIDR},
+		Netlink: h, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Uninstall(); err != nil {
+			t.Errorf("Uninstall: %v", err)
+		}
+	})
+	if len(p.blackhole) != 2 {
+		t.Fatalf("%d blackhole routes, want 2", len(p.blackhole))
+	}
+	for _, bh := range p.blackhole {
+		if ok, err := bh.Present(); !ok || err != nil {
+			t.Fatalf("blackhole route: %v %v", ok, err)
+		}
+	}
+	for _, a := range []string{"[fd00:db8::2]:8080", "[fd00:db8::3]:8080", "127.0.0.2:8080"} {
+		nettest.StartBackend(t, ns, "tcp", a)
+	}
+	runProxy(t, p, s)
+	v6 := webService("default", "v6", "fd00:10:96::10")
+	v6.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
+	dual := webService("default", "dual", "fd00:10:96::20")
+	dual.Spec.ClusterIPs = []string{"fd00:10:96::20", "10.96.0.20"}
+	dual.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol}
+	dual.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyPreferDualStack)
+	slice6 := func(svc, name string, addrs ...string) *discoveryv1.EndpointSlice {
+		ready := map[string]bool{}
+		for _, a := range addrs {
+			ready[a] = true
+		}
+		sl := webSlice("default", svc, name, 8080, ready)
+		sl.AddressType = discoveryv1.AddressTypeIPv6
+		return sl
+	}
+	for _, o := range []any{v6, dual,
+		slice6("v6", "v6-1", "fd00:db8::2", "fd00:db8::3"),
+		slice6("dual", "dual-6", "fd00:db8::3"),
+		webSlice("default", "dual", "dual-4", 8080, map[string]bool{"127.0.0.2": true})} {
+		var err error
+		switch o := o.(type) {
+		case *corev1.Service:
+			_, err = store.Create(ctx, s, o)
+		case *discoveryv1.EndpointSlice:
+			_, err = store.Create(ctx, s, o)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "services programmed", func() bool {
+		return readyOf(p, "[fd00:10:96::10]:80/TCP") == 2 && readyOf(p, "[fd00:10:96::20]:80/TCP") == 1 && readyOf(p, "10.96.0.20:80/TCP") == 1
+	})
+	c := nettest.StartClient(t, ns, cg)
+	seen := map[string]bool{}
+	for range 30 {
+		r := c.Do(t, "tcp [fd00:10:96::10]:80")
+		if r.Err != "" || r.Peer != "[fd00:10:96::10]:80" {
+			t.Fatalf("IPv6 service: %+v", r)
+		}
+		seen[r.Backend] = true
+	}
+	if diff := cmp.Diff(map[string]bool{"[fd00:db8::2]:8080": true, "[fd00:db8::3]:8080": true}, seen); diff != "" {
+		t.Errorf("IPv6 backends chosen (-want +got):\n%s", diff)
+	}
+	for cmd, want := range map[string]nettest.Result{
+		"tcp [fd00:10:96::20]:80": {Backend: "[fd00:db8::3]:8080", Peer: "[fd00:10:96::20]:80"},
+		"tcp 10.96.0.20:80":       {Backend: "127.0.0.2:8080", Peer: "10.96.0.20:80"},
+	} {
+		if got := c.Do(t, cmd); got != want {
+			t.Errorf("%s = %+v, want %+v", cmd, got, want)
+		}
+	}
+
+	// Cluster DNS on an IPv6 ClusterIP.
+	cat := dns.NewCatalog()
+	synced := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); dns.Sync(ctx, s, cat, nil, func() { close(synced) }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-synced
+	srv := dns.NewServer(dns.Config{}, cat)
+	var addr netip.AddrPort
+	if err := ns.Do(func() error {
+		var err error
+		addr, err = srv.Start("[fd00:db8::53]:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if _, err := dns.Register(ctx, s, dns.Registration{ClusterIP: "fd00:10:96::a", Servers: []netip.AddrPort{addr}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "kube-dns programmed", func() bool { return readyOf(p, "[fd00:10:96::a]:53/UDP") == 1 })
+	for _, tt := range []struct{ q, want string }{
+		{"v6.default.svc.cluster.local AAAA", "fd00:10:96::10"},
+		{"dual.default.svc.cluster.local AAAA", "fd00:10:96::20"},
+		{"dual.default.svc.cluster.local A", "10.96.0.20"},
+		{"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa PTR", "dual.default.svc.cluster.local."},
+	} {
+		r := c.Do(t, "dns [fd00:10:96::a]:53 "+tt.q)
+		if r.Err != "" || r.Backend != tt.want || r.Peer != "[fd00:10:96::a]:53" {
+			t.Errorf("%s = %+v, want %s from [fd00:10:96::a]:53", tt.q, r, tt.want)
+		}
 	}
 }

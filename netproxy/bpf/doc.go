@@ -13,17 +13,30 @@
 //     to come from the service address.
 //   - cgroup/getpeername4: reverse translation for getpeername().
 //   - cgroup/connect6, sendmsg6, recvmsg6, getpeername6: the same for IPv6
-//     sockets that reach IPv4 services through IPv4-mapped addresses
-//     (::ffff:10.96.0.10), as dual-stack programs do.
+//     sockets, both for IPv6 services (fd00:10:96::a, ipFamilies [IPv6] or
+//     the second family of a dual-stack Service) and for IPv4 services
+//     reached through IPv4-mapped addresses (::ffff:10.96.0.10), as
+//     dual-stack programs do. A frontend only has backends of its own
+//     family.
 //
 // Connections from outside the node (NodePorts, external and load-balancer
-// IPs) are served by two tc programs that [LoadBalancer.AttachExternal] puts
-// on the node's interface: ingress rewrites the destination of a packet for
-// a frontend to a backend chosen once per flow (LRU maps ct_fwd and ct_rev),
-// egress rewrites the replies back to the frontend address. The backends
-// must be reachable from the node (local sockets or pods routed through the
-// node); there is no source NAT, so a backend on another node would answer
-// the client directly.
+// IPs, IPv4 and IPv6) are served by two tc programs (tcx links) that
+// [LoadBalancer.AttachExternal] puts on the node's interfaces: ingress
+// rewrites the destination of a packet for a frontend to a backend chosen
+// once per flow (LRU maps ct_fwd and ct_rev), egress rewrites the replies
+// back to the frontend address. When the backend is on another host (the
+// kernel's FIB would forward the packet) and the service does not keep the
+// source (dataplane.Service.KeepSource, from externalTrafficPolicy: Local),
+// the source is NATed to the node's address towards the backend and a port
+// from 32768–60999, and the packet is redirected to that interface, as
+// kube-proxy masquerades; the backend's answers arrive on the node (whose
+// interface towards the backend must be external too) and are translated
+// back through the LRU map ct_snat. Forwarding must be enabled on the node
+// (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding) for remote backends,
+// as for kube-proxy. IPv6 flows have their own LRU maps (ct6_fwd, ct6_rev,
+// ct6_snat); IPv6 packets with extension headers pass untranslated. With a
+// PinPath the tc links are pinned and re-adopted by the next
+// AttachExternal of the same interface.
 //
 // A service whose ready backend count is zero makes connect() and sendmsg()
 // fail at once with ECONNREFUSED (bpf_set_retval), not a timeout.
@@ -56,7 +69,6 @@
 // building needs no clang; TestGeneratedUpToDate regenerates them and fails
 // when the committed files differ.
 //
-// Only IPv4 service addresses are handled so far (also when reached from
-// IPv6 sockets through mapped addresses); IPv6 frontends are refused with
-// [ErrUnsupported].
+// All addresses in the maps are 16 bytes (IPv4 stored as ::ffff:a.b.c.d),
+// so IPv4 and IPv6 frontends share the services, slots and backends maps.
 package bpf

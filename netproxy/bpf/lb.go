@@ -55,8 +55,12 @@ type LoadBalancer struct {
 type svcState struct {
 	id       uint32
 	affinity uint32
+	flags    uint32
 	backends []beState // ready backends in slot order (slot = index+1)
 }
+
+// Flags of the services map (SVC_F_* in csrc/lb.c).
+const svcFlagKeepSource = 1
 
 type beState struct {
 	ap netip.AddrPort
@@ -187,27 +191,80 @@ func (lb *LoadBalancer) closeLinks() {
 }
 
 // AttachExternal attaches the NodePort programs to the ingress and egress of
-// the network interface ifindex, so that connections arriving from outside
-// the node for a frontend (NodePort on a node address, external IP,
-// load-balancer IP) reach a backend. The interface is looked up in the
-// network namespace of the calling thread. These links are not pinned: they
-// end with [LoadBalancer.Close].
+// the network interface ifindex (tcx links), so that connections arriving
+// from outside the node for a frontend (NodePort on a node address, external
+// IP, load-balancer IP) reach a backend. The interface is looked up in the
+// network namespace of the calling thread. With a [Config.PinPath] the links
+// are pinned (link_tc_<ifindex>_ingress, _egress): they stay attached when
+// the load balancer is closed, and a later AttachExternal for the same
+// interface re-adopts them and swaps in its programs atomically;
+// [LoadBalancer.Uninstall] removes them. Without a PinPath they end with
+// [LoadBalancer.Close].
 func (lb *LoadBalancer) AttachExternal(ifindex int) error {
 	for _, a := range []struct {
+		dir    string
 		prog   *ebpf.Program
 		attach ebpf.AttachType
 	}{
-		{lb.objs.TugboatNodeportIngress, ebpf.AttachTCXIngress},
-		{lb.objs.TugboatNodeportEgress, ebpf.AttachTCXEgress},
+		{"ingress", lb.objs.TugboatNodeportIngress, ebpf.AttachTCXIngress},
+		{"egress", lb.objs.TugboatNodeportEgress, ebpf.AttachTCXEgress},
 	} {
+		pin := ""
+		if lb.cfg.PinPath != "" {
+			pin = filepath.Join(lb.cfg.PinPath, fmt.Sprintf("%s%d_%s", tcLinkPrefix, ifindex, a.dir))
+			l, err := adoptTCLink(pin, ifindex, a.prog)
+			if err != nil {
+				return err
+			}
+			if l != nil {
+				lb.tcLinks = append(lb.tcLinks, l)
+				continue
+			}
+		}
 		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: a.prog, Attach: a.attach})
 		if err != nil {
 			return fmt.Errorf("bpf: attach NodePort program to interface %d: %w", ifindex, err)
 		}
 		lb.tcLinks = append(lb.tcLinks, l)
+		if pin != "" {
+			if err := l.Pin(pin); err != nil {
+				return fmt.Errorf("bpf: pin NodePort link of interface %d: %w", ifindex, err)
+			}
+		}
 	}
-	lb.log.Info("eBPF NodePort programs attached", "ifindex", ifindex)
+	lb.log.Info("eBPF NodePort programs attached", "ifindex", ifindex, "pinned", lb.cfg.PinPath != "")
 	return nil
+}
+
+// tcLinkPrefix starts the names of pinned tc links in the PinPath.
+const tcLinkPrefix = "link_tc_"
+
+// adoptTCLink reopens a pinned tc link and switches it to prog. It returns
+// nil (and removes the pin) when the pin is missing or names a link that no
+// longer is attached to ifindex (the interface went away, or its index was
+// reused).
+func adoptTCLink(pin string, ifindex int, prog *ebpf.Program) (link.Link, error) {
+	l, err := link.LoadPinnedLink(pin, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bpf: pinned tc link %s: %w", pin, err)
+	}
+	info, err := l.Info()
+	if err == nil {
+		if tcx := info.TCX(); tcx != nil && int(tcx.Ifindex) == ifindex {
+			if err := l.Update(prog); err != nil {
+				l.Close()
+				return nil, fmt.Errorf("bpf: update pinned tc link %s: %w", pin, err)
+			}
+			return l, nil
+		}
+	}
+	// Stale: detach whatever is left and attach afresh.
+	_ = l.Unpin()
+	l.Close()
+	return nil, nil
 }
 
 // recover rebuilds the in-memory state from (pinned) maps.
@@ -221,7 +278,7 @@ func (lb *LoadBalancer) recover() error {
 	it := lb.objs.Services.Iterate()
 	for it.Next(&k, &v) {
 		fe := dataplane.Frontend{Addr: addrFrom(k.Addr), Port: portFrom(k.Port), Proto: dataplane.Protocol(k.Proto)}
-		st := &svcState{id: v.Id, affinity: v.AffinitySec}
+		st := &svcState{id: v.Id, affinity: v.AffinitySec, flags: v.Flags}
 		for slot := uint32(1); slot <= v.Count; slot++ {
 			var bid uint32
 			if err := lb.objs.Slots.Lookup(lbSlotKey{Id: v.Id, Slot: slot}, &bid); err != nil {
@@ -292,8 +349,8 @@ func (lb *LoadBalancer) Programmed() []dataplane.Frontend {
 	return out
 }
 
-// ErrUnsupported is returned for frontends the programs cannot serve (IPv6
-// and protocols other than TCP and UDP).
+// ErrUnsupported is returned for frontends the programs cannot serve
+// (protocols other than TCP and UDP).
 var ErrUnsupported = errors.New("bpf: frontend not supported by the eBPF data plane")
 
 // plan is the map writes for one frontend: puts in the order backends,
@@ -310,64 +367,116 @@ type plan struct {
 	staleSlot []lbSlotKey
 	staleBe   []uint32
 	fresh     bool // service id newly allocated
+	svcSame   bool // the services entry does not change (no write)
 }
 
 // prepare computes the writes for svc, allocating ids; nil means nothing
 // changes.
 func (lb *LoadBalancer) prepare(svc dataplane.Service) (*plan, error) {
 	fe := svc.Frontend
-	if !fe.Addr.Is4() || (fe.Proto != dataplane.TCP && fe.Proto != dataplane.UDP) {
+	if !fe.Addr.IsValid() || fe.Addr.Is4In6() || (fe.Proto != dataplane.TCP && fe.Proto != dataplane.UDP) {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, fe)
 	}
-	var ready []netip.AddrPort
+	ready := make([]netip.AddrPort, 0, len(svc.Backends))
+	// Membership: a linear scan for the usual few backends, a map for many.
+	var readySet map[netip.AddrPort]bool
+	if len(svc.Backends) > 32 {
+		readySet = make(map[netip.AddrPort]bool, len(svc.Backends))
+	}
+	isReady := func(ap netip.AddrPort) bool {
+		if readySet != nil {
+			return readySet[ap]
+		}
+		return slices.Contains(ready, ap)
+	}
 	for _, b := range svc.Backends {
-		if b.Ready && b.Addr.Is4() {
-			ready = append(ready, b.AddrPort())
+		// A frontend's backends are of its family (an IPv4 socket cannot
+		// be connected to an IPv6 address).
+		ap := netip.AddrPortFrom(b.Addr.Unmap(), b.Port)
+		if b.Ready && ap.Addr().Is4() == fe.Addr.Is4() && !isReady(ap) {
+			ready = append(ready, ap)
+			if readySet != nil {
+				readySet[ap] = true
+			}
 		}
 	}
 	aff := uint32(0)
 	if svc.AffinityTimeout > 0 {
 		aff = uint32(max(1, svc.AffinityTimeout.Seconds()))
 	}
+	flags := uint32(0)
+	if svc.KeepSource {
+		flags |= svcFlagKeepSource
+	}
 	old := lb.svcs[fe]
-	if old != nil && old.affinity == aff && slices.EqualFunc(old.backends, ready, func(b beState, a netip.AddrPort) bool { return b.ap == a }) {
+	if old != nil && old.affinity == aff && old.flags == flags && len(old.backends) == len(ready) &&
+		!slices.ContainsFunc(old.backends, func(b beState) bool { return !isReady(b.ap) }) {
 		return nil, nil
 	}
-	p := &plan{fe: fe, st: &svcState{affinity: aff}}
-	oldIDs := map[netip.AddrPort]uint32{}
+	p := &plan{fe: fe, st: &svcState{affinity: aff, flags: flags}}
+	// Slots are stable: a backend that stays keeps its slot, new backends
+	// fill the slots of removed ones, and the last slots move into the
+	// remaining holes. So an endpoint change writes a few slots, not all.
+	arr := make([]beState, 0, len(ready))
+	var holes []int
+	var known map[netip.AddrPort]bool // ready backends that stay
 	if old != nil {
 		p.st.id = old.id
-		for _, b := range old.backends {
-			oldIDs[b.ap] = b.id
+		known = make(map[netip.AddrPort]bool, len(old.backends))
+		arr = append(arr, old.backends...)
+		for i, b := range arr {
+			if isReady(b.ap) {
+				known[b.ap] = true
+			} else {
+				holes = append(holes, i)
+				p.staleBe = append(p.staleBe, b.id)
+			}
 		}
 	} else {
 		p.st.id = lb.allocSvc()
 		p.fresh = true
 	}
 	for _, ap := range ready {
-		id, ok := oldIDs[ap]
-		if ok {
-			delete(oldIDs, ap)
-		} else {
-			id = lb.allocBe()
-			p.beKeys = append(p.beKeys, id)
-			p.beVals = append(p.beVals, lbBackend{Addr: addrTo(ap.Addr()), Port: portTo(ap.Port()), SvcId: p.st.id})
+		if known[ap] {
+			continue
 		}
-		p.st.backends = append(p.st.backends, beState{ap: ap, id: id})
+		id := lb.allocBe()
+		p.beKeys = append(p.beKeys, id)
+		p.beVals = append(p.beVals, lbBackend{Addr: addrTo(ap.Addr()), Port: portTo(ap.Port()), SvcId: p.st.id})
+		nb := beState{ap: ap, id: id}
+		if len(holes) > 0 {
+			arr[holes[0]] = nb
+			holes = holes[1:]
+		} else {
+			arr = append(arr, nb)
+		}
 	}
-	for i, b := range p.st.backends {
+	for len(holes) > 0 {
+		last := len(arr) - 1
+		if holes[len(holes)-1] == last {
+			holes = holes[:len(holes)-1]
+		} else {
+			arr[holes[0]] = arr[last]
+			holes = holes[1:]
+		}
+		arr = arr[:last]
+	}
+	p.st.backends = arr
+	p.slotKeys = make([]lbSlotKey, 0, len(p.beKeys)+len(holes)+1)
+	for i, b := range arr {
+		if old != nil && i < len(old.backends) && old.backends[i].id == b.id {
+			continue
+		}
 		p.slotKeys = append(p.slotKeys, lbSlotKey{Id: p.st.id, Slot: uint32(i + 1)})
 		p.slotVals = append(p.slotVals, b.id)
 	}
 	p.svcKey = svcKey(fe)
-	p.svcVal = lbSvcVal{Id: p.st.id, Count: uint32(len(p.st.backends)), AffinitySec: aff}
+	p.svcVal = lbSvcVal{Id: p.st.id, Count: uint32(len(arr)), AffinitySec: aff, Flags: flags}
+	p.svcSame = old != nil && old.affinity == aff && old.flags == flags && len(old.backends) == len(arr)
 	if old != nil {
-		for slot := len(p.st.backends) + 1; slot <= len(old.backends); slot++ {
+		for slot := len(arr) + 1; slot <= len(old.backends); slot++ {
 			p.staleSlot = append(p.staleSlot, lbSlotKey{Id: p.st.id, Slot: uint32(slot)})
 		}
-	}
-	for _, id := range oldIDs {
-		p.staleBe = append(p.staleBe, id)
 	}
 	return p, nil
 }
@@ -395,7 +504,8 @@ func (lb *LoadBalancer) finish(p *plan) {
 // Upsert installs or replaces one frontend. Backends are written before the
 // slots that reference them and the service entry last, and stale slots and
 // backends are removed after it, so a concurrent connect() always sees a
-// consistent set.
+// consistent set. Only what changed is written: backends that stay keep
+// their ids and slots.
 func (lb *LoadBalancer) Upsert(_ context.Context, svc dataplane.Service) error {
 	p, err := lb.prepare(svc)
 	if err != nil || p == nil {
@@ -413,9 +523,11 @@ func (lb *LoadBalancer) Upsert(_ context.Context, svc dataplane.Service) error {
 			return fmt.Errorf("bpf: write slot: %w", err)
 		}
 	}
-	if err := lb.objs.Services.Put(p.svcKey, p.svcVal); err != nil {
-		lb.abort(p)
-		return fmt.Errorf("bpf: write service %s: %w", svc.Frontend, err)
+	if !p.svcSame {
+		if err := lb.objs.Services.Put(p.svcKey, p.svcVal); err != nil {
+			lb.abort(p)
+			return fmt.Errorf("bpf: write service %s: %w", svc.Frontend, err)
+		}
 	}
 	lb.finish(p)
 	return nil
@@ -461,7 +573,9 @@ func (lb *LoadBalancer) UpsertMany(_ context.Context, svcs []dataplane.Service) 
 		idx = append(idx, i)
 		beK, beV = append(beK, p.beKeys...), append(beV, p.beVals...)
 		slK, slV = append(slK, p.slotKeys...), append(slV, p.slotVals...)
-		svK, svV = append(svK, p.svcKey), append(svV, p.svcVal)
+		if !p.svcSame {
+			svK, svV = append(svK, p.svcKey), append(svV, p.svcVal)
+		}
 	}
 	err := batchPut(lb.objs.Backends, beK, beV)
 	if err == nil {
@@ -537,11 +651,26 @@ func (lb *LoadBalancer) Close() error {
 func (lb *LoadBalancer) Uninstall() error {
 	var errs []error
 	for _, l := range lb.tcLinks {
+		if lb.cfg.PinPath != "" {
+			if err := l.Unpin(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := l.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	lb.tcLinks = nil
+	if lb.cfg.PinPath != "" {
+		// tc links pinned by an earlier run for interfaces this one did
+		// not re-adopt.
+		stale, _ := filepath.Glob(filepath.Join(lb.cfg.PinPath, tcLinkPrefix+"*"))
+		for _, pin := range stale {
+			if err := os.Remove(pin); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
 	for _, l := range lb.links {
 		if lb.cfg.PinPath != "" {
 			if err := l.Unpin(); err != nil {
@@ -553,7 +682,7 @@ func (lb *LoadBalancer) Uninstall() error {
 		}
 	}
 	lb.links = nil
-	for _, m := range []*ebpf.Map{lb.objs.Services, lb.objs.Slots, lb.objs.Backends, lb.objs.Affinity, lb.objs.Revnat, lb.objs.CtFwd, lb.objs.CtRev} {
+	for _, m := range []*ebpf.Map{lb.objs.Services, lb.objs.Slots, lb.objs.Backends, lb.objs.Affinity, lb.objs.Revnat, lb.objs.CtFwd, lb.objs.CtRev, lb.objs.CtSnat, lb.objs.Ct6Fwd, lb.objs.Ct6Rev, lb.objs.Ct6Snat} {
 		if lb.cfg.PinPath != "" && m.IsPinned() {
 			if err := m.Unpin(); err != nil {
 				errs = append(errs, err)
@@ -592,17 +721,25 @@ func svcKey(fe dataplane.Frontend) lbSvcKey {
 	return lbSvcKey{Addr: addrTo(fe.Addr), Port: portTo(fe.Port), Proto: uint8(fe.Proto)}
 }
 
-// addrTo returns the u32 whose in-memory bytes are the address in network
-// order, as the programs compare it with bpf_sock_addr.user_ip4.
-func addrTo(a netip.Addr) uint32 {
-	b := a.As4()
-	return binary.NativeEndian.Uint32(b[:])
+// addrTo returns the 16-byte form the maps use: the address in network
+// order (IPv4 as ::ffff:a.b.c.d), as four u32 whose in-memory bytes are
+// those of bpf_sock_addr.user_ip6.
+func addrTo(a netip.Addr) [4]uint32 {
+	b := a.As16()
+	var out [4]uint32
+	for i := range out {
+		out[i] = binary.NativeEndian.Uint32(b[4*i:])
+	}
+	return out
 }
 
-func addrFrom(u uint32) netip.Addr {
-	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], u)
-	return netip.AddrFrom4(b)
+// addrFrom reverses addrTo; IPv4-mapped addresses become IPv4 addresses.
+func addrFrom(u [4]uint32) netip.Addr {
+	var b [16]byte
+	for i, w := range u {
+		binary.NativeEndian.PutUint32(b[4*i:], w)
+	}
+	return netip.AddrFrom16(b).Unmap()
 }
 
 func portTo(p uint16) uint16 {

@@ -29,10 +29,27 @@ type lbAffinityVal struct {
 
 type lbBackend struct {
 	_     structs.HostLayout
-	Addr  uint32
+	Addr  [4]uint32
 	Port  uint16
 	Pad   uint16
 	SvcId uint32
+}
+
+type lbFlow6Key struct {
+	_     structs.HostLayout
+	Saddr [4]uint32
+	Daddr [4]uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
+type lbFlow6Val struct {
+	_    structs.HostLayout
+	Addr [4]uint32
+	Port uint16
+	Pad  uint16
 }
 
 type lbFlowKey struct {
@@ -52,17 +69,36 @@ type lbFlowVal struct {
 	Pad  uint16
 }
 
+type lbFwd6Val struct {
+	_        structs.HostLayout
+	Addr     [4]uint32
+	SnatAddr [4]uint32
+	Port     uint16
+	SnatPort uint16
+	Ifindex  uint32
+}
+
+type lbFwdVal struct {
+	_        structs.HostLayout
+	Addr     uint32
+	SnatAddr uint32
+	Port     uint16
+	SnatPort uint16
+	Ifindex  uint32
+}
+
 type lbRevnatKey struct {
 	_      structs.HostLayout
 	Cookie uint64
-	Addr   uint32
+	Addr   [4]uint32
 	Port   uint16
 	Pad    uint16
+	Pad2   uint32
 }
 
 type lbRevnatVal struct {
 	_    structs.HostLayout
-	Addr uint32
+	Addr [4]uint32
 	Port uint16
 	Pad  uint16
 }
@@ -75,7 +111,7 @@ type lbSlotKey struct {
 
 type lbSvcKey struct {
 	_     structs.HostLayout
-	Addr  uint32
+	Addr  [4]uint32
 	Port  uint16
 	Proto uint8
 	Pad   uint8
@@ -86,7 +122,7 @@ type lbSvcVal struct {
 	Id          uint32
 	Count       uint32
 	AffinitySec uint32
-	Pad         uint32
+	Flags       uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -95,8 +131,12 @@ type lbSvcVal struct {
 const (
 	lbMapAffinity                = "affinity"
 	lbMapBackends                = "backends"
+	lbMapCt6Fwd                  = "ct6_fwd"
+	lbMapCt6Rev                  = "ct6_rev"
+	lbMapCt6Snat                 = "ct6_snat"
 	lbMapCtFwd                   = "ct_fwd"
 	lbMapCtRev                   = "ct_rev"
+	lbMapCtSnat                  = "ct_snat"
 	lbMapRevnat                  = "revnat"
 	lbMapServices                = "services"
 	lbMapSlots                   = "slots"
@@ -172,8 +212,12 @@ type lbProgramSpecs struct {
 type lbMapSpecs struct {
 	Affinity *ebpf.MapSpec `ebpf:"affinity"`
 	Backends *ebpf.MapSpec `ebpf:"backends"`
+	Ct6Fwd   *ebpf.MapSpec `ebpf:"ct6_fwd"`
+	Ct6Rev   *ebpf.MapSpec `ebpf:"ct6_rev"`
+	Ct6Snat  *ebpf.MapSpec `ebpf:"ct6_snat"`
 	CtFwd    *ebpf.MapSpec `ebpf:"ct_fwd"`
 	CtRev    *ebpf.MapSpec `ebpf:"ct_rev"`
+	CtSnat   *ebpf.MapSpec `ebpf:"ct_snat"`
 	Revnat   *ebpf.MapSpec `ebpf:"revnat"`
 	Services *ebpf.MapSpec `ebpf:"services"`
 	Slots    *ebpf.MapSpec `ebpf:"slots"`
@@ -207,8 +251,12 @@ func (o *lbObjects) Close() error {
 type lbMaps struct {
 	Affinity *ebpf.Map `ebpf:"affinity"`
 	Backends *ebpf.Map `ebpf:"backends"`
+	Ct6Fwd   *ebpf.Map `ebpf:"ct6_fwd"`
+	Ct6Rev   *ebpf.Map `ebpf:"ct6_rev"`
+	Ct6Snat  *ebpf.Map `ebpf:"ct6_snat"`
 	CtFwd    *ebpf.Map `ebpf:"ct_fwd"`
 	CtRev    *ebpf.Map `ebpf:"ct_rev"`
+	CtSnat   *ebpf.Map `ebpf:"ct_snat"`
 	Revnat   *ebpf.Map `ebpf:"revnat"`
 	Services *ebpf.Map `ebpf:"services"`
 	Slots    *ebpf.Map `ebpf:"slots"`
@@ -218,8 +266,12 @@ func (m *lbMaps) Close() error {
 	return _LbClose(
 		m.Affinity,
 		m.Backends,
+		m.Ct6Fwd,
+		m.Ct6Rev,
+		m.Ct6Snat,
 		m.CtFwd,
 		m.CtRev,
+		m.CtSnat,
 		m.Revnat,
 		m.Services,
 		m.Slots,

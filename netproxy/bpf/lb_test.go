@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/tugboatdev/tugboat/netproxy/dataplane"
 	"github.com/tugboatdev/tugboat/netproxy/internal/nettest"
@@ -447,4 +449,98 @@ func TestSessionAffinityExpires(t *testing.T) {
 		}
 	}
 	t.Errorf("after the timeout: always %v", seen)
+}
+
+// serviceCIDR6 is the IPv6 service range of the tests, blackholed inside
+// the test namespace only.
+var serviceCIDR6 = netip.MustParsePrefix("fd00:10:96::/108")
+
+// TestIPv6Services: IPv6 frontends (ipFamilies [IPv6]) and both families of
+// a dual-stack service are translated by the *6 hooks to IPv6 backends on
+// ::1 and ULA addresses inside the test namespace, with reverse translation
+// for getpeername() and UDP replies.
+func TestIPv6Services(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.ns.Blackhole(t, serviceCIDR6)
+	w.ns.AddAddr(t, "lo", "fd00:db8::2/128")
+	w.ns.AddAddr(t, "lo", "fd00:db8::3/128")
+	tcp6 := backends(t, w.ns, "tcp", "[::1]:8080", "[fd00:db8::2]:8080", "[fd00:db8::3]:8080")
+	udp6 := backends(t, w.ns, "udp", "[fd00:db8::2]:5353", "[fd00:db8::3]:5353")
+	tcp4 := backends(t, w.ns, "tcp", "127.0.0.2:8080")
+	if err := w.table.Set(ctx, "default/v6", []dataplane.Service{
+		{Frontend: fe("[fd00:10:96::10]:80", dataplane.TCP), Backends: tcp6},
+		{Frontend: fe("[fd00:10:96::10]:53", dataplane.UDP), Backends: udp6},
+		{Frontend: fe("[fd00:10:96::11]:80", dataplane.TCP)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Dual stack: one service, a VIP of each family, backends of each
+	// family (a frontend only ever gets backends of its own family).
+	dual := append(slices.Clone(tcp4), tcp6[1])
+	if err := w.table.Set(ctx, "default/dual", []dataplane.Service{
+		{Frontend: fe("10.96.0.20:80", dataplane.TCP), Backends: dual},
+		{Frontend: fe("[fd00:10:96::20]:80", dataplane.TCP), Backends: dual},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.start(t)
+	for _, mode := range []string{"tcp", "udp", "cudp"} {
+		port, want := "80", tcp6
+		if mode != "tcp" {
+			port, want = "53", udp6
+		}
+		seen := map[string]bool{}
+		for range 40 {
+			r := w.client.Do(t, mode+" [fd00:10:96::10]:"+port)
+			if r.Err != "" || r.Peer != "[fd00:10:96::10]:"+port {
+				t.Fatalf("%s through the IPv6 VIP: %+v", mode, r)
+			}
+			seen[r.Backend] = true
+		}
+		for _, b := range want {
+			if !seen[b.AddrPort().String()] {
+				t.Errorf("%s: backend %s never chosen: %v", mode, b.AddrPort(), seen)
+			}
+		}
+	}
+	tests := []struct {
+		cmd  string
+		want nettest.Result
+	}{
+		{"tcp [fd00:10:96::11]:80", nettest.Result{Err: "ECONNREFUSED"}},
+		{"tcp 10.96.0.20:80", nettest.Result{Backend: "127.0.0.2:8080", Peer: "10.96.0.20:80"}},
+		{"tcp [::ffff:10.96.0.20]:80", nettest.Result{Backend: "127.0.0.2:8080", Peer: "[::ffff:10.96.0.20]:80"}},
+		{"tcp [fd00:10:96::20]:80", nettest.Result{Backend: "[fd00:db8::2]:8080", Peer: "[fd00:10:96::20]:80"}},
+		// Not a service: untouched.
+		{"tcp [fd00:db8::3]:8080", nettest.Result{Backend: "[fd00:db8::3]:8080", Peer: "[fd00:db8::3]:8080"}},
+	}
+	for _, tt := range tests {
+		if got := w.client.Do(t, tt.cmd); got != tt.want {
+			t.Errorf("%s = %+v, want %+v", tt.cmd, got, tt.want)
+		}
+	}
+	// The maps hold the IPv6 state across a restart.
+	if err := w.lb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.lb = open(t, w.cg, w.pin)
+	var v6 []string
+	for _, f := range w.lb.Programmed() {
+		if f.Addr.Is6() {
+			v6 = append(v6, f.String())
+		}
+	}
+	wantV6 := []string{"[fd00:10:96::10]:53/UDP", "[fd00:10:96::10]:80/TCP", "[fd00:10:96::11]:80/TCP", "[fd00:10:96::20]:80/TCP"}
+	if diff := cmp.Diff(wantV6, v6); diff != "" {
+		t.Errorf("recovered IPv6 frontends (-want +got):\n%s", diff)
+	}
+	// Removing the IPv6 service: its VIP is blackholed again.
+	w.table = dataplane.NewTable(w.lb)
+	if err := w.table.Resync(ctx, map[string][]dataplane.Service{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.client.Do(t, "tcp [fd00:10:96::10]:80"); r.Err == "" {
+		t.Errorf("connect to a removed IPv6 service succeeded: %+v", r)
+	}
 }

@@ -74,6 +74,12 @@ type Service struct {
 	// AffinityTimeout is the ClientIP session-affinity timeout; zero means no
 	// affinity (a random ready backend per connection).
 	AffinityTimeout time.Duration
+	// KeepSource keeps the client's source address on connections arriving
+	// from outside the node (externalTrafficPolicy: Local). Without it the
+	// eBPF data plane source-NATs them to the node's address when the
+	// backend is on another host, as kube-proxy masquerades for
+	// externalTrafficPolicy: Cluster.
+	KeepSource bool
 }
 
 // Ready returns the ready backends, in order.
@@ -90,7 +96,7 @@ func (s Service) Ready() []Backend {
 // Equal reports whether two services program the data plane identically.
 func (s Service) Equal(o Service) bool {
 	return s.Frontend == o.Frontend && s.Name == o.Name && s.AffinityTimeout == o.AffinityTimeout &&
-		slices.Equal(s.Backends, o.Backends)
+		s.KeepSource == o.KeepSource && slices.Equal(s.Backends, o.Backends)
 }
 
 // Normalize sorts the backends and removes duplicates (a backend listed twice

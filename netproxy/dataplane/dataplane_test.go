@@ -205,7 +205,23 @@ func TestFromService(t *testing.T) {
 			opts: Options{NodeName: "n1", NodeIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}},
 			want: []Service{
 				{Frontend: fe("10.96.0.3:80"), Name: "default/web:http", Backends: []Backend{be("10.0.0.1:8080", true)}},
-				{Frontend: fe("192.0.2.1:30080"), Name: "default/web:http", Backends: []Backend{be("10.0.0.1:8080", true)}},
+				// externalTrafficPolicy Local keeps the client's source
+				// address on connections from outside.
+				{Frontend: fe("192.0.2.1:30080"), Name: "default/web:http", Backends: []Backend{be("10.0.0.1:8080", true)}, KeepSource: true},
+			},
+		},
+		{
+			name: "dual stack: each ClusterIP gets the endpoints of its family",
+			svc: &corev1.Service{ObjectMeta: meta, Spec: corev1.ServiceSpec{ClusterIP: "fd00:10:96::5", ClusterIPs: []string{"fd00:10:96::5", "10.96.0.5"},
+				IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol},
+				Ports:      []corev1.ServicePort{{Name: "http", Port: 80}}}},
+			slices: []*discoveryv1.EndpointSlice{
+				slice(discoveryv1.AddressTypeIPv4, 8080, "http", discoveryv1.Endpoint{Addresses: []string{"10.0.0.1"}}),
+				slice(discoveryv1.AddressTypeIPv6, 8080, "http", discoveryv1.Endpoint{Addresses: []string{"fd00:244::1"}}),
+			},
+			want: []Service{
+				{Frontend: fe("[fd00:10:96::5]:80"), Name: "default/web:http", Backends: []Backend{be("[fd00:244::1]:8080", true)}},
+				{Frontend: fe("10.96.0.5:80"), Name: "default/web:http", Backends: []Backend{be("10.0.0.1:8080", true)}},
 			},
 		},
 		{name: "headless", svc: &corev1.Service{ObjectMeta: meta, Spec: corev1.ServiceSpec{ClusterIP: "None", Ports: []corev1.ServicePort{{Port: 80}}}}},

@@ -82,7 +82,7 @@ func FromService(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, opts 
 		name := svc.Namespace + "/" + svc.Name + ":" + portName(sp)
 		v4 := backendsFor(slices, discoveryv1.AddressTypeIPv4, sp, proto)
 		v6 := backendsFor(slices, discoveryv1.AddressTypeIPv6, sp, proto)
-		add := func(a netip.Addr, p32 int32, localOnly bool) {
+		add := func(a netip.Addr, p32 int32, localOnly, external bool) {
 			if p32 <= 0 || p32 > 65535 {
 				return
 			}
@@ -98,21 +98,21 @@ func FromService(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, opts 
 				}
 			}
 			s := Service{Frontend: Frontend{Addr: a, Port: port, Proto: proto}, Name: name,
-				Backends: be, AffinityTimeout: affinity}
+				Backends: be, AffinityTimeout: affinity, KeepSource: external && localOnly}
 			s.Normalize()
 			out = append(out, s)
 		}
 		internalLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
 		externalLocal := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 		for _, a := range vips {
-			add(a, sp.Port, internalLocal)
+			add(a, sp.Port, internalLocal, false)
 		}
 		for _, a := range external {
-			add(a, sp.Port, externalLocal)
+			add(a, sp.Port, externalLocal, true)
 		}
 		if sp.NodePort != 0 && (svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
 			for _, a := range opts.NodeIPs {
-				add(a.Unmap(), sp.NodePort, externalLocal)
+				add(a.Unmap(), sp.NodePort, externalLocal, true)
 			}
 		}
 	}

@@ -18,8 +18,15 @@ type Catalog struct {
 	services map[nsName]*corev1.Service
 	slices   map[nsName]*discoveryv1.EndpointSlice
 	bySvc    map[nsName]map[string]bool // service -> slice names
-	pods     map[nsName]*corev1.Pod
-	nsCount  map[string]int // services per namespace
+	pods     map[nsName]*corev1.Pod     // pods with hostname and subdomain
+	nsCount  map[string]int             // services per namespace
+
+	// Reverse indexes for PTR answers.
+	svcByIP map[netip.Addr]nsName      // ClusterIP -> service
+	podByIP map[netip.Addr]*corev1.Pod // pod IP -> pod (all pods)
+	podIPs  map[nsName][]netip.Addr    // pod -> its indexed IPs
+	// endpoint address -> the slices listing it
+	sliceByIP map[netip.Addr]map[nsName]bool
 }
 
 type nsName struct{ ns, name string }
@@ -32,7 +39,69 @@ func NewCatalog() *Catalog {
 		bySvc:    map[nsName]map[string]bool{},
 		pods:     map[nsName]*corev1.Pod{},
 		nsCount:  map[string]int{},
+		svcByIP:  map[netip.Addr]nsName{},
+		podByIP:  map[netip.Addr]*corev1.Pod{},
+		podIPs:   map[nsName][]netip.Addr{},
+
+		sliceByIP: map[netip.Addr]map[nsName]bool{},
 	}
+}
+
+// sliceAddrs calls f with every parsed endpoint address of s.
+func sliceAddrs(s *discoveryv1.EndpointSlice, f func(netip.Addr)) {
+	for _, e := range s.Endpoints {
+		for _, a := range e.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				f(ip.Unmap())
+			}
+		}
+	}
+}
+
+// clusterIPs returns the parsed ClusterIPs of s (none for headless and
+// ExternalName services).
+func clusterIPs(s *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range append([]string{s.Spec.ClusterIP}, s.Spec.ClusterIPs...) {
+		if ip, err := netip.ParseAddr(a); err == nil && !slices.Contains(out, ip.Unmap()) {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}
+
+// podAddrs returns the parsed IPs of p.
+func podAddrs(p *corev1.Pod) []netip.Addr {
+	var out []netip.Addr
+	add := func(s string) {
+		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip.Unmap()) {
+			out = append(out, ip.Unmap())
+		}
+	}
+	add(p.Status.PodIP)
+	for _, ip := range p.Status.PodIPs {
+		add(ip.IP)
+	}
+	return out
+}
+
+func (c *Catalog) unindexService(k nsName) {
+	if old := c.services[k]; old != nil {
+		for _, ip := range clusterIPs(old) {
+			if c.svcByIP[ip] == k {
+				delete(c.svcByIP, ip)
+			}
+		}
+	}
+}
+
+func (c *Catalog) unindexPod(k nsName) {
+	for _, ip := range c.podIPs[k] {
+		if p := c.podByIP[ip]; p != nil && p.Namespace == k.ns && p.Name == k.name {
+			delete(c.podByIP, ip)
+		}
+	}
+	delete(c.podIPs, k)
 }
 
 // SetService adds or replaces a Service.
@@ -43,7 +112,11 @@ func (c *Catalog) SetService(s *corev1.Service) {
 	if _, ok := c.services[k]; !ok {
 		c.nsCount[s.Namespace]++
 	}
+	c.unindexService(k)
 	c.services[k] = s
+	for _, ip := range clusterIPs(s) {
+		c.svcByIP[ip] = k
+	}
 }
 
 // DeleteService removes a Service.
@@ -52,6 +125,7 @@ func (c *Catalog) DeleteService(namespace, name string) {
 	defer c.mu.Unlock()
 	k := nsName{namespace, name}
 	if _, ok := c.services[k]; ok {
+		c.unindexService(k)
 		delete(c.services, k)
 		if c.nsCount[namespace]--; c.nsCount[namespace] <= 0 {
 			delete(c.nsCount, namespace)
@@ -71,6 +145,12 @@ func (c *Catalog) SetEndpointSlice(s *discoveryv1.EndpointSlice) {
 	k := nsName{s.Namespace, s.Name}
 	c.unindexSlice(k)
 	c.slices[k] = s
+	sliceAddrs(s, func(ip netip.Addr) {
+		if c.sliceByIP[ip] == nil {
+			c.sliceByIP[ip] = map[nsName]bool{}
+		}
+		c.sliceByIP[ip][k] = true
+	})
 	svc := nsName{s.Namespace, sliceService(s)}
 	if c.bySvc[svc] == nil {
 		c.bySvc[svc] = map[string]bool{}
@@ -83,6 +163,12 @@ func (c *Catalog) unindexSlice(k nsName) {
 	if !ok {
 		return
 	}
+	sliceAddrs(old, func(ip netip.Addr) {
+		delete(c.sliceByIP[ip], k)
+		if len(c.sliceByIP[ip]) == 0 {
+			delete(c.sliceByIP, ip)
+		}
+	})
 	svc := nsName{old.Namespace, sliceService(old)}
 	delete(c.bySvc[svc], old.Name)
 	if len(c.bySvc[svc]) == 0 {
@@ -98,12 +184,20 @@ func (c *Catalog) DeleteEndpointSlice(namespace, name string) {
 	c.unindexSlice(nsName{namespace, name})
 }
 
-// SetPod adds or replaces a Pod. Only pods with spec.hostname and
-// spec.subdomain matter: they get <hostname>.<subdomain>.<ns>.svc records.
+// SetPod adds or replaces a Pod. Pods with spec.hostname and
+// spec.subdomain get <hostname>.<subdomain>.<ns>.svc records; every pod's
+// IPs get PTR records.
 func (c *Catalog) SetPod(p *corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := nsName{p.Namespace, p.Name}
+	c.unindexPod(k)
+	if ips := podAddrs(p); len(ips) > 0 {
+		c.podIPs[k] = ips
+		for _, ip := range ips {
+			c.podByIP[ip] = p
+		}
+	}
 	if p.Spec.Hostname == "" || p.Spec.Subdomain == "" {
 		delete(c.pods, k)
 		return
@@ -115,6 +209,7 @@ func (c *Catalog) SetPod(p *corev1.Pod) {
 func (c *Catalog) DeletePod(namespace, name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.unindexPod(nsName{namespace, name})
 	delete(c.pods, nsName{namespace, name})
 }
 
@@ -164,6 +259,7 @@ func (c *Catalog) replaceServices(list []*corev1.Service) {
 	c.mu.Lock()
 	c.services = map[nsName]*corev1.Service{}
 	c.nsCount = map[string]int{}
+	c.svcByIP = map[netip.Addr]nsName{}
 	c.mu.Unlock()
 	for _, s := range list {
 		c.SetService(s)
@@ -175,6 +271,7 @@ func (c *Catalog) replaceEndpointSlices(list []*discoveryv1.EndpointSlice) {
 	c.mu.Lock()
 	c.slices = map[nsName]*discoveryv1.EndpointSlice{}
 	c.bySvc = map[nsName]map[string]bool{}
+	c.sliceByIP = map[netip.Addr]map[nsName]bool{}
 	c.mu.Unlock()
 	for _, s := range list {
 		c.SetEndpointSlice(s)
@@ -185,6 +282,8 @@ func (c *Catalog) replaceEndpointSlices(list []*discoveryv1.EndpointSlice) {
 func (c *Catalog) replacePods(list []*corev1.Pod) {
 	c.mu.Lock()
 	c.pods = map[nsName]*corev1.Pod{}
+	c.podByIP = map[netip.Addr]*corev1.Pod{}
+	c.podIPs = map[nsName][]netip.Addr{}
 	c.mu.Unlock()
 	for _, p := range list {
 		c.SetPod(p)

@@ -31,6 +31,7 @@ func Example() {
 		{"web.default.svc.cluster.local.", mdns.TypeA},
 		{"_http._tcp.web.default.svc.cluster.local.", mdns.TypeSRV},
 		{"nothing.default.svc.cluster.local.", mdns.TypeA},
+		{"10.0.96.10.in-addr.arpa.", mdns.TypePTR}, // reverse lookup of the ClusterIP
 	} {
 		m := new(mdns.Msg)
 		m.SetQuestion(q.name, q.qtype)
@@ -50,4 +51,18 @@ func Example() {
 	// NOERROR
 	// _http._tcp.web.default.svc.cluster.local.	5	IN	SRV	0 100 80 web.default.svc.cluster.local.
 	// NXDOMAIN
+	// NOERROR
+	// 10.0.96.10.in-addr.arpa.	5	IN	PTR	web.default.svc.cluster.local.
+}
+
+// Turn a reverse-lookup name back into the address it stands for.
+func ExampleParseReverseName() {
+	for _, name := range []string{"10.0.96.10.in-addr.arpa.", "a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.", "96.10.in-addr.arpa."} {
+		ip, ok := dns.ParseReverseName(name)
+		fmt.Println(ip, ok)
+	}
+	// Output:
+	// 10.96.0.10 true
+	// fd00:10:96::a true
+	// invalid IP false
 }

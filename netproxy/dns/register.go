@@ -21,7 +21,8 @@ type Registration struct {
 	// allocate one.
 	ClusterIP string
 	// Servers are the addresses the DNS servers listen on (UDP and TCP on
-	// the same port), for example the node's address and port 53.
+	// the same port, all of one address family), for example the node's
+	// address and port 53.
 	Servers []netip.AddrPort
 }
 
@@ -34,10 +35,18 @@ func Register(ctx context.Context, s store.Interface, reg Registration) (*corev1
 		return nil, fmt.Errorf("dns: no servers to register")
 	}
 	port := reg.Servers[0].Port()
+	v6 := reg.Servers[0].Addr().Unmap().Is6()
 	for _, a := range reg.Servers {
 		if a.Port() != port {
 			return nil, fmt.Errorf("dns: servers listen on different ports (%d, %d)", port, a.Port())
 		}
+		if a.Addr().Unmap().Is6() != v6 {
+			return nil, fmt.Errorf("dns: servers of both address families (%s, %s)", reg.Servers[0], a)
+		}
+	}
+	family := discoveryv1.AddressTypeIPv4
+	if v6 {
+		family = discoveryv1.AddressTypeIPv6
 	}
 	const ns, name = "kube-system", "kube-dns"
 	labels := map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
@@ -70,7 +79,7 @@ func Register(ctx context.Context, s store.Interface, reg Registration) (*corev1
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kube-dns-tugboat",
 			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "tugboat-dns"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
+		AddressType: family,
 		Ports:       []discoveryv1.EndpointPort{{Name: &dnsName, Port: &p, Protocol: &udp}, {Name: &tcpName, Port: &p, Protocol: &tcp}},
 	}
 	ready := true

@@ -22,9 +22,13 @@ type Config struct {
 	// TTL of the answers in seconds (default 5).
 	TTL uint32
 	// Upstreams are "host:port" resolvers for names outside the cluster
-	// domain. Empty (the default) turns forwarding off: such names are
-	// answered with REFUSED.
+	// domain (and reverse names of addresses that are not the cluster's),
+	// tried in order; a query is forwarded over the transport it arrived
+	// on. Empty (the default) turns forwarding off: such names are answered
+	// with REFUSED (reverse names with NXDOMAIN).
 	Upstreams []string
+	// ForwardTimeout bounds each attempt at an upstream (default 2s).
+	ForwardTimeout time.Duration
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
 }
@@ -50,6 +54,9 @@ func NewServer(cfg Config, cat *Catalog) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = 2 * time.Second
 	}
 	return &Server{cfg: cfg, zone: mdns.Fqdn(strings.ToLower(cfg.Domain)), cat: cat, log: cfg.Logger}
 }
@@ -106,16 +113,35 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// ServeDNS implements [mdns.Handler].
+// maxUDPSize is the largest UDP answer the server sends, whatever a
+// client's EDNS0 buffer size says (the DNS flag day 2020 figure).
+const maxUDPSize = 1232
+
+// ServeDNS implements [mdns.Handler]. Answers over UDP that do not fit the
+// client's buffer (512 bytes, or its EDNS0 size up to 1232) are truncated
+// with the TC bit set, so the client asks again over TCP.
 func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
-	resp := s.Answer(context.Background(), req)
+	tcp := w.RemoteAddr() != nil && w.RemoteAddr().Network() == "tcp"
+	resp := s.answer(context.Background(), req, tcp)
+	if !tcp {
+		size := mdns.MinMsgSize
+		if o := req.IsEdns0(); o != nil {
+			size = min(max(int(o.UDPSize()), mdns.MinMsgSize), maxUDPSize)
+		}
+		resp.Truncate(size)
+	}
 	if err := w.WriteMsg(resp); err != nil {
 		s.log.Debug("dns write", "err", err)
 	}
 }
 
-// Answer computes the response to a query.
+// Answer computes the response to a query as if it arrived over UDP
+// (forwarded over UDP), without truncation.
 func (s *Server) Answer(ctx context.Context, req *mdns.Msg) *mdns.Msg {
+	return s.answer(ctx, req, false)
+}
+
+func (s *Server) answer(ctx context.Context, req *mdns.Msg, tcp bool) *mdns.Msg {
 	m := new(mdns.Msg)
 	m.SetReply(req)
 	m.Compress = true
@@ -126,11 +152,29 @@ func (s *Server) Answer(ctx context.Context, req *mdns.Msg) *mdns.Msg {
 		}
 		return m
 	}
+	if o := req.IsEdns0(); o != nil {
+		m.SetEdns0(maxUDPSize, o.Do())
+	}
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
+	if zone, ok := isReverse(name); ok && q.Qclass == mdns.ClassINET {
+		ans, found := s.reverse(name, q.Qtype)
+		if !found && len(s.cfg.Upstreams) > 0 {
+			return s.forward(ctx, req, tcp)
+		}
+		m.Authoritative = true
+		m.Answer = ans
+		if !found {
+			m.Rcode = mdns.RcodeNameError
+		}
+		if len(ans) == 0 {
+			m.Ns = []mdns.RR{s.soaFor(zone)}
+		}
+		return m
+	}
 	if q.Qclass != mdns.ClassINET || !mdns.IsSubDomain(s.zone, name) {
 		if len(s.cfg.Upstreams) > 0 {
-			return s.forward(ctx, req)
+			return s.forward(ctx, req, tcp)
 		}
 		m.Rcode = mdns.RcodeRefused
 		return m
@@ -139,30 +183,44 @@ func (s *Server) Answer(ctx context.Context, req *mdns.Msg) *mdns.Msg {
 	ans, extra, rcode := s.resolve(name, q.Qtype)
 	m.Rcode = rcode
 	m.Answer = ans
-	m.Extra = extra
+	m.Extra = append(m.Extra, extra...)
 	if len(ans) == 0 {
 		m.Ns = []mdns.RR{s.soa()}
 	}
 	return m
 }
 
-func (s *Server) forward(ctx context.Context, req *mdns.Msg) *mdns.Msg {
-	c := &mdns.Client{Timeout: 2 * time.Second}
+// forward asks the upstreams in turn, over TCP when the query came over
+// TCP; a truncated UDP answer is passed on as it is (the client then asks
+// again over TCP, which is forwarded over TCP). SERVFAIL when no upstream
+// answers.
+func (s *Server) forward(ctx context.Context, req *mdns.Msg, tcp bool) *mdns.Msg {
+	c := &mdns.Client{Net: "udp", Timeout: s.cfg.ForwardTimeout}
+	if tcp {
+		c.Net = "tcp"
+	} else if o := req.IsEdns0(); o != nil {
+		c.UDPSize = o.UDPSize()
+	}
 	for _, up := range s.cfg.Upstreams {
 		resp, _, err := c.ExchangeContext(ctx, req, up)
 		if err == nil {
+			resp.Id = req.Id
 			return resp
 		}
-		s.log.Debug("dns forward failed", "upstream", up, "err", err)
+		s.log.Debug("dns forward failed", "upstream", up, "net", c.Net, "err", err)
 	}
 	m := new(mdns.Msg)
 	m.SetRcode(req, mdns.RcodeServerFailure)
 	return m
 }
 
-func (s *Server) soa() mdns.RR {
+func (s *Server) soa() mdns.RR { return s.soaFor(s.zone) }
+
+// soaFor returns the SOA record of zone (the cluster domain or a reverse
+// zone), for negative answers.
+func (s *Server) soaFor(zone string) mdns.RR {
 	return &mdns.SOA{
-		Hdr:     mdns.RR_Header{Name: s.zone, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: s.cfg.TTL},
+		Hdr:     mdns.RR_Header{Name: zone, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: s.cfg.TTL},
 		Ns:      "ns.dns." + s.zone,
 		Mbox:    "hostmaster." + s.zone,
 		Serial:  1,

@@ -176,7 +176,7 @@ func TestCatalogDeletes(t *testing.T) {
 }
 
 func FuzzAnswer(f *testing.F) {
-	for _, s := range []string{"web.default.svc.cluster.local.", "_sql._tcp.pg.db.svc.cluster.local.", "1-2-3-4.x.pod.cluster.local.", "..", "_._.svc.cluster.local."} {
+	for _, s := range []string{"web.default.svc.cluster.local.", "_sql._tcp.pg.db.svc.cluster.local.", "1-2-3-4.x.pod.cluster.local.", "..", "_._.svc.cluster.local.", "5.0.244.10.in-addr.arpa.", "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", "in-addr.arpa."} {
 		q := new(mdns.Msg)
 		q.SetQuestion(s, mdns.TypeSRV)
 		b, _ := q.Pack()

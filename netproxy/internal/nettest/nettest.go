@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,27 +183,47 @@ func (n *Netns) Blackhole(t testing.TB, cidr netip.Prefix) {
 
 // Backend is an echo server: on every TCP connection it first writes its own
 // address and a newline, then answers each line it reads with its address;
-// over UDP it answers each datagram with its address.
+// over UDP it answers each datagram with its address. A backend started by
+// [StartPeerBackend] writes the client's address (as the backend sees it)
+// instead of its own.
 type Backend struct {
-	Addr netip.AddrPort
-	ln   net.Listener
-	pc   net.PacketConn
-	mu   sync.Mutex
-	open map[net.Conn]bool
-	wg   sync.WaitGroup
+	Addr     netip.AddrPort
+	ln       net.Listener
+	pc       net.PacketConn
+	mu       sync.Mutex
+	open     map[net.Conn]bool
+	wg       sync.WaitGroup
+	showPeer bool
 }
 
 // StartBackend starts an echo backend for network ("tcp" or "udp") on addr
-// inside ns (or in the test's own namespace when ns is nil).
+// inside ns (or in the test's own namespace when ns is nil). An IPv6 addr
+// ("[fd00::2]:8080") listens on IPv6 only.
 func StartBackend(t testing.TB, ns *Netns, network, addr string) *Backend {
 	t.Helper()
-	b := &Backend{open: map[net.Conn]bool{}}
+	return startBackend(t, ns, network, addr, false)
+}
+
+// StartPeerBackend starts a backend that answers with the address of the
+// client as it sees it (after any NAT), to check source address handling.
+func StartPeerBackend(t testing.TB, ns *Netns, network, addr string) *Backend {
+	t.Helper()
+	return startBackend(t, ns, network, addr, true)
+}
+
+func startBackend(t testing.TB, ns *Netns, network, addr string, showPeer bool) *Backend {
+	t.Helper()
+	b := &Backend{open: map[net.Conn]bool{}, showPeer: showPeer}
+	fam := "4"
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Is6() && !ap.Addr().Is4In6() {
+		fam = "6"
+	}
 	listen := func() error {
 		var err error
 		if network == "udp" {
-			b.pc, err = net.ListenPacket("udp4", addr)
+			b.pc, err = net.ListenPacket("udp"+fam, addr)
 		} else {
-			b.ln, err = net.Listen("tcp4", addr)
+			b.ln, err = net.Listen("tcp"+fam, addr)
 		}
 		return err
 	}
@@ -236,7 +257,11 @@ func (b *Backend) serveUDP() {
 		if err != nil {
 			return
 		}
-		_, _ = b.pc.WriteTo([]byte(b.Addr.String()), from)
+		msg := b.Addr.String()
+		if b.showPeer {
+			msg = from.(*net.UDPAddr).AddrPort().String()
+		}
+		_, _ = b.pc.WriteTo([]byte(msg), from)
 	}
 }
 
@@ -260,6 +285,9 @@ func (b *Backend) serveTCP() {
 				c.Close()
 			}()
 			msg := []byte(b.Addr.String() + "\n")
+			if b.showPeer {
+				msg = []byte(c.RemoteAddr().(*net.TCPAddr).AddrPort().String() + "\n")
+			}
 			if _, err := c.Write(msg); err != nil {
 				return
 			}
@@ -374,14 +402,18 @@ func (c *Client) Pid() int { return c.cmd.Process.Pid }
 //	close ID          close connection ID
 //	udp ADDR          unconnected UDP: sendto, recvfrom
 //	cudp ADDR         connected UDP: connect, send, recv, getpeername
-//	dns ADDR NAME     DNS query for NAME (type A) over unconnected UDP;
-//	                  Backend holds the answers' addresses, Peer the
+//	dns ADDR NAME [TYPE]
+//	                  DNS query for NAME (TYPE A, AAAA or PTR; default A)
+//	                  over unconnected UDP; Backend holds the answers'
+//	                  addresses or PTR targets, comma separated, Peer the
 //	                  reply's source
 //	bench N ADDR...   N rounds of TCP connect(), read of the backend's first
 //	                  bytes and close() to each ADDR in turn; Backend holds
 //	                  the nanoseconds spent per ADDR, space separated
 //	                  (interleaving makes the figures comparable on a busy
-//	                  machine)
+//	                  machine); Peer holds the median nanoseconds of one
+//	                  round per ADDR, which preemption spikes on a loaded
+//	                  machine do not move
 func (c *Client) Do(t testing.TB, cmd string) Result {
 	t.Helper()
 	c.mu.Lock()
@@ -519,7 +551,9 @@ func serveHelper(in io.Reader, out io.Writer) {
 				delete(conns, f[1])
 			}
 		case len(f) == 3 && f[0] == "dns":
-			r = dnsQuery(f[1], f[2])
+			r = dnsQuery(f[1], f[2], "A")
+		case len(f) == 4 && f[0] == "dns":
+			r = dnsQuery(f[1], f[2], f[3])
 		case len(f) >= 3 && f[0] == "bench":
 			r = benchConnect(f[1], f[2:])
 		case len(f) == 2 && (f[0] == "udp" || f[0] == "cudp"):
@@ -650,6 +684,10 @@ func benchConnect(count string, addrs []string) Result {
 		}
 	}
 	total := make([]time.Duration, len(addrs))
+	each := make([][]time.Duration, len(addrs))
+	for i := range each {
+		each[i] = make([]time.Duration, 0, n)
+	}
 	buf := make([]byte, 64)
 	for range n {
 		for i, sa := range sas {
@@ -670,7 +708,9 @@ func benchConnect(count string, addrs []string) Result {
 				}
 			}
 			unix.Close(fd)
-			total[i] += time.Since(start)
+			took := time.Since(start)
+			total[i] += took
+			each[i] = append(each[i], took)
 			if err != nil {
 				r.Err = errName(err)
 				return r
@@ -678,16 +718,76 @@ func benchConnect(count string, addrs []string) Result {
 		}
 	}
 	parts := make([]string, len(total))
+	meds := make([]string, len(total))
 	for i, d := range total {
 		parts[i] = strconv.FormatInt(int64(d), 10)
+		slices.Sort(each[i])
+		meds[i] = strconv.FormatInt(int64(each[i][len(each[i])/2]), 10)
 	}
 	r.Backend = strings.Join(parts, " ")
+	r.Peer = strings.Join(meds, " ")
 	return r
 }
 
+// AddAddr adds addr (a prefix such as fd00:db8::2/128) to the interface
+// named dev inside the namespace; IPv6 addresses skip duplicate address
+// detection so they are usable at once.
+func (n *Netns) AddAddr(t testing.TB, dev, addr string) {
+	t.Helper()
+	h, err := n.Netlink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := netlink.ParseAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.IP.To4() == nil {
+		a.Flags |= unix.IFA_F_NODAD
+	}
+	if err := h.AddrAdd(l, a); err != nil {
+		t.Fatalf("add %s to %s: %v", addr, dev, err)
+	}
+}
+
+// Route adds a route to dst via gw inside the namespace.
+func (n *Netns) Route(t testing.TB, dst, gw string) {
+	t.Helper()
+	h, err := n.Netlink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	p := netip.MustParsePrefix(dst)
+	r := &netlink.Route{Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Gw: netip.MustParseAddr(gw).AsSlice()}
+	if err := h.RouteAdd(r); err != nil {
+		t.Fatalf("route %s via %s: %v", dst, gw, err)
+	}
+}
+
+// Sysctl writes value to the sysctl at path (below /proc/sys, for example
+// net/ipv4/ip_forward) inside the namespace.
+func (n *Netns) Sysctl(t testing.TB, path, value string) {
+	t.Helper()
+	err := n.Do(func() error {
+		return os.WriteFile(filepath.Join("/proc/sys", path), []byte(value), 0o644)
+	})
+	if err != nil {
+		t.Fatalf("sysctl %s=%s: %v", path, value, err)
+	}
+}
+
 // Veth connects namespace a and b with a veth pair, addresses aAddr on a's
-// end and bAddr on b's end (prefixes such as 192.0.2.1/24), both up. The
-// pair lives only inside the two test namespaces and disappears with them.
+// end and bAddr on b's end (prefixes such as 192.0.2.1/24 or
+// fd00:192::1/64; IPv6 addresses skip duplicate address detection), both
+// up. The pair lives only inside the two test namespaces and disappears with
+// them.
 func Veth(t testing.TB, a *Netns, aAddr string, b *Netns, bAddr string) {
 	t.Helper()
 	ha, err := a.Netlink()
@@ -717,6 +817,9 @@ func Veth(t testing.TB, a *Netns, aAddr string, b *Netns, bAddr string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if addr.IP.To4() == nil {
+			addr.Flags |= unix.IFA_F_NODAD // usable at once
+		}
 		if err := side.h.AddrAdd(l, addr); err != nil {
 			t.Fatal(err)
 		}
@@ -726,15 +829,20 @@ func Veth(t testing.TB, a *Netns, aAddr string, b *Netns, bAddr string) {
 	}
 }
 
-func dnsQuery(addr, name string) Result {
+func dnsQuery(addr, name, qtype string) Result {
 	var r Result
 	sa, err := sockaddr(addr)
 	if err != nil {
 		r.Err = err.Error()
 		return r
 	}
+	t, ok := dns.StringToType[qtype]
+	if !ok {
+		r.Err = "unknown query type " + qtype
+		return r
+	}
 	q := new(dns.Msg)
-	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	q.SetQuestion(dns.Fqdn(name), t)
 	wire, err := q.Pack()
 	if err != nil {
 		r.Err = err.Error()
@@ -769,8 +877,13 @@ func dnsQuery(addr, name string) Result {
 	}
 	var ips []string
 	for _, rr := range resp.Answer {
-		if a, ok := rr.(*dns.A); ok {
+		switch a := rr.(type) {
+		case *dns.A:
 			ips = append(ips, a.A.String())
+		case *dns.AAAA:
+			ips = append(ips, a.AAAA.String())
+		case *dns.PTR:
+			ips = append(ips, a.Ptr)
 		}
 	}
 	r.Backend = strings.Join(ips, ",")
