@@ -26,40 +26,49 @@ type fakeStore struct {
 
 func (f *fakeStore) List(_ context.Context, _ schema.GroupResource, _ string, _ metav1.ListOptions) (*store.List, error) {
 	n := f.lists.Add(1)
-	return &store.List{ResourceVersion: "1", Items: []runtime.Object{&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "list" + string(rune('0'+n))}}}}, nil
+	return &store.List{ResourceVersion: "1", Items: []runtime.Object{&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "list" + string(rune('0'+n)), ResourceVersion: "1"}}}}, nil
 }
 
 func (f *fakeStore) Watch(_ context.Context, _ schema.GroupResource, _ string, _ metav1.ListOptions) (watch.Interface, error) {
 	// Buffered and filled before it is returned, so no send can race with
 	// the informer stopping the watch.
 	w := watch.NewFakeWithChanSize(2, false)
-	w.Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "added"}})
+	w.Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "added", ResourceVersion: "2"}})
 	w.Error(&apierrors.NewResourceExpired("too old").ErrStatus)
 	return w, nil
 }
 
-func TestRelistAfterWatchError(t *testing.T) {
+// TestListThenChangesAcrossRelist checks the deliveries: one full list
+// first, then only changes; after a 410 the re-list's difference arrives
+// as changes (list1 deleted, list2 added), not as a second list.
+func TestListThenChangesAcrossRelist(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := make(chan Event)
 	go Run(ctx, &fakeStore{}, schema.GroupResource{Resource: "pods"}, out, slog.New(slog.DiscardHandler))
-	var got []string
-	for len(got) < 4 {
+	state := map[string]bool{}
+	first := true
+	deadline := time.After(10 * time.Second)
+	for !(state["list2"] && !state["list1"]) {
 		select {
 		case ev := <-out:
-			if ev.List != nil {
-				got = append(got, "list:"+ev.List[0].(*corev1.Pod).Name)
-			} else {
-				got = append(got, string(ev.Type)+":"+ev.Object.(*corev1.Pod).Name)
+			switch {
+			case ev.List != nil && !first:
+				t.Fatalf("a second full list after a re-list")
+			case ev.List != nil:
+				for _, o := range ev.List {
+					state[o.(*corev1.Pod).Name] = true
+				}
+			case first:
+				t.Fatalf("a change (%s) before the full list", ev.Type)
+			case ev.Type == watch.Deleted:
+				delete(state, ev.Object.(*corev1.Pod).Name)
+			default:
+				state[ev.Object.(*corev1.Pod).Name] = true
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("events so far %v", got)
-		}
-	}
-	want := []string{"list:list1", "ADDED:added", "list:list2", "ADDED:added"}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("events %v, want %v", got, want)
+			first = false
+		case <-deadline:
+			t.Fatalf("state so far %v", state)
 		}
 	}
 }
