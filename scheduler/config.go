@@ -11,6 +11,15 @@ import (
 // DefaultSchedulerName is the schedulerName of pods that name none.
 const DefaultSchedulerName = "default-scheduler"
 
+// Defaults of the "Scheduled" event rate limit (upstream kube-scheduler's
+// client QPS and burst) and of the queue of events waiting to be written
+// (upstream's broadcaster queue).
+const (
+	DefaultScheduledEventQPS   = 50
+	DefaultScheduledEventBurst = 100
+	scheduledEventQueue        = 1000
+)
+
 // Config configures a Scheduler. The zero value is the upstream default
 // profile.
 type Config struct {
@@ -24,6 +33,15 @@ type Config struct {
 	// Plugins are the enabled plugins and their score weights, in order;
 	// nil means plugins.DefaultPlugins().
 	Plugins []framework.PluginSpec
+	// Profiles, when set, are several scheduler profiles served by one
+	// scheduler, each with its own schedulerName and plugins, sharing one
+	// cache and one queue as upstream; SchedulerName and Plugins are then
+	// ignored. Pods naming no profile are left alone.
+	Profiles []Profile
+	// Extenders are HTTP scheduler extenders shared by every profile, as
+	// upstream: they filter and score the nodes the plugins found
+	// feasible, may bind pods and may veto preemption victims.
+	Extenders []ExtenderConfig
 	// PercentageOfNodesToScore bounds how many feasible nodes are looked
 	// for before scoring (0 means adaptive as upstream: 50% minus 1% per
 	// 125 nodes, at least 5%, and never fewer than 100 nodes).
@@ -39,11 +57,36 @@ type Config struct {
 	// DisableScheduledEvents stops the "Scheduled" Event per bound pod
 	// (FailedScheduling and Preempted events are always written).
 	DisableScheduledEvents bool
+	// ScheduledEventQPS and ScheduledEventBurst rate-limit the writing of
+	// "Scheduled" Events, as upstream's event broadcaster does through its
+	// client's rate limit (kube-scheduler's default client: 50 QPS, burst
+	// 100): events wait in a queue of 1000 and are dropped when it is full,
+	// so a burst of bindings does not turn into as many extra writes.
+	// 0 means the defaults (50 and 100); a negative QPS writes every event
+	// as fast as the store takes them (still dropping when the queue is
+	// full).
+	ScheduledEventQPS   float64
+	ScheduledEventBurst int
 	// Logger receives the scheduler's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Seed seeds the tie-breaking among equally scored nodes (0 means a
 	// fixed default, for reproducible placement).
 	Seed uint64
+}
+
+// Profile is one scheduler profile: the pods naming SchedulerName are
+// scheduled with Plugins.
+type Profile struct {
+	// SchedulerName is the spec.schedulerName the profile serves (default
+	// "default-scheduler").
+	SchedulerName string
+	// Plugins are the enabled plugins and their score weights, in order;
+	// nil means plugins.DefaultPlugins(). Factories come from
+	// Config.Registry.
+	Plugins []framework.PluginSpec
+	// PercentageOfNodesToScore overrides the Config's value for this
+	// profile when not 0.
+	PercentageOfNodesToScore int32
 }
 
 func (c *Config) defaults() {
@@ -56,11 +99,31 @@ func (c *Config) defaults() {
 	if c.Plugins == nil {
 		c.Plugins = plugins.DefaultPlugins()
 	}
+	if len(c.Profiles) == 0 {
+		c.Profiles = []Profile{{SchedulerName: c.SchedulerName, Plugins: c.Plugins}}
+	} else {
+		c.Profiles = append([]Profile(nil), c.Profiles...)
+		for i := range c.Profiles {
+			if c.Profiles[i].SchedulerName == "" {
+				c.Profiles[i].SchedulerName = DefaultSchedulerName
+			}
+			if c.Profiles[i].Plugins == nil {
+				c.Profiles[i].Plugins = plugins.DefaultPlugins()
+			}
+		}
+		c.SchedulerName = c.Profiles[0].SchedulerName
+	}
 	if c.Parallelism <= 0 {
 		c.Parallelism = 1
 	}
 	if c.Binders <= 0 {
 		c.Binders = 4
+	}
+	if c.ScheduledEventQPS == 0 {
+		c.ScheduledEventQPS = DefaultScheduledEventQPS
+	}
+	if c.ScheduledEventBurst <= 0 {
+		c.ScheduledEventBurst = DefaultScheduledEventBurst
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

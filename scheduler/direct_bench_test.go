@@ -170,7 +170,7 @@ func BenchmarkSchedulePodCycle(b *testing.B) {
 		pi := framework.NewPodInfo(p)
 		s.cache.UpdateSnapshot(s.snap)
 		state := framework.NewCycleState()
-		node, fitErr, st := s.schedulePod(ctx, state, pi)
+		node, fitErr, st := s.schedulePod(ctx, s.profileFor(p), state, pi)
 		if fitErr != nil || st != nil {
 			b.Fatalf("pod %d: %v %v", i, fitErr, st)
 		}

@@ -30,7 +30,11 @@
 //
 // plus a FailedScheduling Event, and waits in the queue until a cluster event
 // that could help (node added or changed, pod deleted, taint removed) moves
-// it back, with backoff; nothing polls.
+// it back, with backoff; nothing polls. Which events help is decided per
+// pod and per object by the queueing hints of the plugins that rejected it
+// ([framework.QueueingHintFn], as upstream): a pod that needs an ssd node
+// is not woken by a new hdd node, a pod that needs a free host port not by
+// the deletion of a pod that held another port.
 //
 // The plugin framework (package scheduler/framework) has the extension
 // points PreFilter, Filter, PostFilter, PreScore, Score, NormalizeScore,
@@ -47,8 +51,22 @@
 // PodScheduled=True once bound. Pods with scheduling gates wait, marked
 // PodScheduled=False with reason SchedulingGated, until the gates are gone.
 //
-// Several schedulers with different names can run side by side on one
-// store.
+// One scheduler can serve several profiles ([Config.Profiles]): each has
+// its own schedulerName and its own plugins and weights, and all share one
+// cache and one queue, as upstream. Pods naming no profile are left alone,
+// so several schedulers can also run side by side on one store.
+//
+// HTTP scheduler extenders ([Config.Extenders], the JSON of
+// k8s.io/kube-scheduler/extender/v1) filter and score the nodes the plugins
+// found feasible, may bind the pods they are interested in and may veto or
+// change preemption victims; managedResources, nodeCacheCapable, weight and
+// ignorable work as upstream.
+//
+// "Scheduled" Events are written by their own goroutine, rate-limited as
+// upstream's event broadcaster is by its client (50 per second, burst 100,
+// a queue of 1000 beyond which they are dropped), so that a burst of
+// bindings does not cost as many extra store writes; see
+// [Config.ScheduledEventQPS].
 //
 // Performance figures, with the commands that produce them, are in
 // BENCHMARKS.md next to this file.

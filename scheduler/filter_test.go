@@ -57,7 +57,7 @@ func TestFilterRotationAndParallelism(t *testing.T) {
 			if _, st := s.fw.RunPreFilterPlugins(ctx, state, pi); !st.IsSuccess() {
 				t.Fatal(st)
 			}
-			feasible, _, _, st := s.findFeasible(ctx, state, pi, s.snap.List(), 420)
+			feasible, _, _, st := s.findFeasible(ctx, s.fw, state, pi, s.snap.List(), 420)
 			if st != nil {
 				t.Fatal(st)
 			}

@@ -13,6 +13,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -143,7 +144,11 @@ func (c *cluster) DeletePod(ctx context.Context, victim, preemptor *v1.Pod) erro
 // resourceVersion; on a conflict it re-reads the pod and retries unless
 // the pod was bound meanwhile.
 func (c *cluster) Bind(ctx context.Context, pod *v1.Pod, node string) error {
-	p := pod.DeepCopy()
+	// The pod is shared with the informer: copy what a write may touch
+	// (the metadata) and the spec's top level, but share the containers
+	// and the status, which the store only reads.
+	p := &v1.Pod{TypeMeta: pod.TypeMeta, Spec: pod.Spec, Status: pod.Status}
+	pod.ObjectMeta.DeepCopyInto(&p.ObjectMeta)
 	p.Spec.NodeName = node
 	for attempt := 0; ; attempt++ {
 		_, err := c.s.st.Update(ctx, p, metav1.UpdateOptions{})
@@ -282,6 +287,26 @@ func (s *Scheduler) event(ctx context.Context, pod *v1.Pod, typ, reason, msg str
 			}
 		}
 	}
+	name := s.createEvent(ctx, pod, typ, reason, msg)
+	if name != "" && reason == "FailedScheduling" {
+		if len(s.events) >= maxAggregatedEvents {
+			clear(s.events)
+		}
+		s.events[key] = name
+	}
+}
+
+// createEvent creates a core/v1 Event about a pod and returns its name
+// ("" when it could not be written). It may run on any goroutine.
+func (s *Scheduler) createEvent(ctx context.Context, pod *v1.Pod, typ, reason, msg string) string {
+	if s.st == nil {
+		return ""
+	}
+	now := metav1.NewTime(time.Now())
+	component := pod.Spec.SchedulerName
+	if s.profiles[component] == nil {
+		component = s.cfg.SchedulerName
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	ev := &v1.Event{
@@ -290,24 +315,19 @@ func (s *Scheduler) event(ctx context.Context, pod *v1.Pod, typ, reason, msg str
 			Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
 		},
 		Reason: reason, Message: msg, Type: typ,
-		Source:         v1.EventSource{Component: s.cfg.SchedulerName},
+		Source:         v1.EventSource{Component: component},
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 		EventTime:           metav1.NewMicroTime(now.Time),
-		ReportingController: s.cfg.SchedulerName, ReportingInstance: s.cfg.SchedulerName,
+		ReportingController: component, ReportingInstance: component,
 		Action: map[string]string{"Scheduled": "Binding", "FailedScheduling": "Scheduling", "Preempted": "Preempting"}[reason],
 	}
 	if _, err := s.st.Create(ctx, ev, metav1.CreateOptions{}); err != nil {
 		if ctx.Err() == nil {
 			s.log.Debug("writing event", "reason", reason, "err", err)
 		}
-		return
+		return ""
 	}
-	if reason == "FailedScheduling" {
-		if len(s.events) >= maxAggregatedEvents {
-			clear(s.events)
-		}
-		s.events[key] = ev.Name
-	}
+	return ev.Name
 }
 
 // maxAggregatedEvents bounds the memory of event aggregation.
@@ -329,6 +349,7 @@ var (
 	evAssignedAdd    = framework.ClusterEvent{Resource: framework.AssignedPodResource, ActionType: framework.Add, Label: "AssignedPodAdd"}
 	evAssignedDelete = framework.ClusterEvent{Resource: framework.AssignedPodResource, ActionType: framework.Delete, Label: "AssignedPodDelete"}
 	evNodeAdd        = framework.ClusterEvent{Resource: framework.NodeResource, ActionType: framework.Add, Label: "NodeAdd"}
+	evNodeDelete     = framework.ClusterEvent{Resource: framework.NodeResource, ActionType: framework.Delete, Label: "NodeDelete"}
 )
 
 func (s *Scheduler) podHandler() handler {
@@ -356,11 +377,13 @@ func (s *Scheduler) podHandler() handler {
 			s.nom.remove(pod)
 			if assigned(pod) || s.cache.GetPod(pod.UID) != nil && !s.cache.IsAssumed(pod) {
 				s.cache.RemovePod(pod)
-				s.queue.MoveOnEvent(evAssignedDelete)
+				s.queue.MoveOnObjectEvent(evAssignedDelete, pod, nil)
 				return
 			}
 			s.queue.Delete(pod)
-			s.fw.RejectWaitingPod(pod.UID, "pod deleted")
+			for _, p := range s.profiles {
+				p.fw.RejectWaitingPod(pod.UID, "pod deleted")
+			}
 		},
 	}
 }
@@ -374,16 +397,24 @@ func (s *Scheduler) podChanged(old, pod *v1.Pod) {
 		if terminal(pod) {
 			if s.cache.GetPod(pod.UID) != nil {
 				s.cache.RemovePod(pod)
-				s.queue.MoveOnEvent(evAssignedDelete)
+				s.queue.MoveOnObjectEvent(evAssignedDelete, pod, nil)
 			}
 			return
 		}
 		s.cache.AddPod(pod)
-		switch {
-		case old == nil || !assigned(old):
-			s.queue.MoveOnEvent(evAssignedAdd)
-		case !maps.Equal(old.Labels, pod.Labels):
-			s.queue.MoveOnEvent(framework.ClusterEvent{Resource: framework.AssignedPodResource, ActionType: framework.UpdatePodLabel, Label: "AssignedPodLabelUpdate"})
+		if old == nil || !assigned(old) {
+			s.queue.MoveOnObjectEvent(evAssignedAdd, nil, pod)
+			return
+		}
+		var a framework.ActionType
+		if !maps.Equal(old.Labels, pod.Labels) {
+			a |= framework.UpdatePodLabel
+		}
+		if scaledDown(old, pod) {
+			a |= framework.UpdatePodScaleDown
+		}
+		if a != 0 {
+			s.queue.MoveOnObjectEvent(framework.ClusterEvent{Resource: framework.AssignedPodResource, ActionType: a, Label: "AssignedPodUpdate"}, old, pod)
 		}
 		return
 	}
@@ -416,6 +447,24 @@ func (s *Scheduler) podChanged(old, pod *v1.Pod) {
 	}
 }
 
+// scaledDown reports whether an assigned pod's effective requests went
+// down for some resource (in-place resize), which may free room.
+func scaledDown(old, pod *v1.Pod) bool {
+	if equality.Semantic.DeepEqual(old.Spec.Containers, pod.Spec.Containers) && equality.Semantic.DeepEqual(old.Spec.InitContainers, pod.Spec.InitContainers) && equality.Semantic.DeepEqual(old.Spec.Overhead, pod.Spec.Overhead) {
+		return false
+	}
+	o, n := framework.NewPodInfo(old).Requests, framework.NewPodInfo(pod).Requests
+	if n.MilliCPU < o.MilliCPU || n.Memory < o.Memory || n.EphemeralStorage < o.EphemeralStorage {
+		return true
+	}
+	for k, v := range o.Scalar {
+		if n.Scalar[k] < v {
+			return true
+		}
+	}
+	return false
+}
+
 // nodeAction classifies a node update into the changes plugins care about.
 func nodeAction(old, n *v1.Node) framework.ActionType {
 	var a framework.ActionType
@@ -446,7 +495,7 @@ func (s *Scheduler) nodeHandler() handler {
 		add: func(obj runtime.Object) {
 			if n, ok := obj.(*v1.Node); ok {
 				s.cache.AddNode(n)
-				s.queue.MoveOnEvent(evNodeAdd)
+				s.queue.MoveOnObjectEvent(evNodeAdd, nil, n)
 			}
 		},
 		update: func(old, obj runtime.Object) {
@@ -457,13 +506,14 @@ func (s *Scheduler) nodeHandler() handler {
 			s.cache.UpdateNode(n)
 			if o, ok := old.(*v1.Node); ok {
 				if a := nodeAction(o, n); a != 0 {
-					s.queue.MoveOnEvent(framework.ClusterEvent{Resource: framework.NodeResource, ActionType: a, Label: "NodeUpdate"})
+					s.queue.MoveOnObjectEvent(framework.ClusterEvent{Resource: framework.NodeResource, ActionType: a, Label: "NodeUpdate"}, o, n)
 				}
 			}
 		},
 		delete: func(obj runtime.Object) {
 			if n, ok := obj.(*v1.Node); ok {
 				s.cache.RemoveNode(n.Name)
+				s.queue.MoveOnObjectEvent(evNodeDelete, n, nil)
 			}
 		},
 	}

@@ -91,17 +91,21 @@ func (o *objects) priorityHandler() handler {
 }
 
 func (o *objects) namespaceHandler(q *queue.Queue) handler {
-	set := func(obj runtime.Object, action framework.ActionType) {
+	set := func(old, obj runtime.Object, action framework.ActionType) {
 		if ns, ok := obj.(*v1.Namespace); ok {
 			o.mu.Lock()
 			o.namespaces[ns.Name] = labels.Set(ns.Labels)
 			o.mu.Unlock()
-			q.MoveOnEvent(framework.ClusterEvent{Resource: framework.NamespaceResource, ActionType: action, Label: "Namespace"})
+			var oldObj any
+			if old != nil {
+				oldObj = old
+			}
+			q.MoveOnObjectEvent(framework.ClusterEvent{Resource: framework.NamespaceResource, ActionType: action, Label: "Namespace"}, oldObj, ns)
 		}
 	}
 	return handler{
-		add:    func(obj runtime.Object) { set(obj, framework.Add) },
-		update: func(_, obj runtime.Object) { set(obj, framework.UpdateOther) },
+		add:    func(obj runtime.Object) { set(nil, obj, framework.Add) },
+		update: func(old, obj runtime.Object) { set(old, obj, framework.UpdateOther) },
 		delete: func(obj runtime.Object) {
 			if ns, ok := obj.(*v1.Namespace); ok {
 				o.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/time/rate"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -31,9 +32,13 @@ type Scheduler struct {
 	cache *cache.Cache
 	queue *queue.Queue
 	fw    *framework.Framework
-	snap  *framework.Snapshot
-	nom   *nominator
-	objs  *objects
+	// profiles maps each schedulerName served to its profile; they share
+	// the cache, the snapshot and the queue, as upstream.
+	profiles  map[string]*profile
+	extenders []framework.Extender
+	snap      *framework.Snapshot
+	nom       *nominator
+	objs      *objects
 
 	rng       *rand.Rand
 	nextStart int
@@ -43,6 +48,9 @@ type Scheduler struct {
 
 	bindCh  chan *bindTask
 	writeCh chan func(context.Context)
+	// eventCh queues the "Scheduled" events for the event writer.
+	eventCh chan scheduledEvent
+	limiter *rate.Limiter
 	// events maps aggregated FailedScheduling events to their names; only
 	// the writer goroutine uses it.
 	events   map[eventKey]string
@@ -52,6 +60,7 @@ type Scheduler struct {
 
 type stats struct {
 	scheduled, unschedulable, errors, preempted, bindFailures atomic.Int64
+	eventsWritten, eventsDropped                              atomic.Int64
 }
 
 // Stats are counters of a scheduler's work so far.
@@ -66,6 +75,11 @@ type Stats struct {
 	Preemptions int64
 	// BindFailures counts bindings that failed and were undone.
 	BindFailures int64
+	// ScheduledEvents counts "Scheduled" Events written.
+	ScheduledEvents int64
+	// ScheduledEventsDropped counts "Scheduled" Events dropped because the
+	// queue of events waiting for the rate limit was full.
+	ScheduledEventsDropped int64
 }
 
 // New builds a scheduler over a store. Call Run to start it.
@@ -81,23 +95,82 @@ func New(ctx context.Context, st store.Interface, cfg Config) (*Scheduler, error
 		rng:     rand.New(rand.NewPCG(cfg.Seed, 0x5ced)),
 		bindCh:  make(chan *bindTask, 1024),
 		writeCh: make(chan func(context.Context), 4096),
+		eventCh: make(chan scheduledEvent, scheduledEventQueue),
+		limiter: rate.NewLimiter(rate.Inf, 0),
 		events:  map[eventKey]string{},
+	}
+	if cfg.ScheduledEventQPS > 0 {
+		s.limiter = rate.NewLimiter(rate.Limit(cfg.ScheduledEventQPS), cfg.ScheduledEventBurst)
 	}
 	s.snap.NamespaceLabels = s.objs.namespaceLabels
 	s.cache = cache.New(s.newPodInfo)
-	fw, err := framework.New(ctx, cfg.Registry, cfg.Plugins, &cluster{s: s})
-	if err != nil {
-		return nil, fmt.Errorf("scheduler: %w", err)
+	ignored := map[v1.ResourceName]struct{}{}
+	for _, ec := range cfg.Extenders {
+		e, err := NewHTTPExtender(ec)
+		if err != nil {
+			return nil, fmt.Errorf("scheduler: %w", err)
+		}
+		s.extenders = append(s.extenders, e)
+		for _, r := range ec.ManagedResources {
+			if r.IgnoredByScheduler {
+				ignored[v1.ResourceName(r.Name)] = struct{}{}
+			}
+		}
 	}
-	fw.SetSnapshot(s.snap)
-	s.fw = fw
+	s.profiles = make(map[string]*profile, len(cfg.Profiles))
+	for _, p := range cfg.Profiles {
+		if _, dup := s.profiles[p.SchedulerName]; dup {
+			return nil, fmt.Errorf("scheduler: two profiles named %q", p.SchedulerName)
+		}
+		fw, err := framework.New(ctx, cfg.Registry, p.Plugins, &cluster{s: s})
+		if err != nil {
+			return nil, fmt.Errorf("scheduler: profile %q: %w", p.SchedulerName, err)
+		}
+		fw.SetSnapshot(s.snap)
+		fw.SetExtenders(s.extenders)
+		fw.SetIgnoredResources(ignored)
+		pct := p.PercentageOfNodesToScore
+		if pct == 0 {
+			pct = cfg.PercentageOfNodesToScore
+		}
+		s.profiles[p.SchedulerName] = &profile{name: p.SchedulerName, fw: fw, percentage: pct}
+		if s.fw == nil {
+			s.fw = fw
+		}
+	}
 	s.queue = queue.New(queue.Config{
 		InitialBackoff: cfg.InitialBackoff,
 		MaxBackoff:     cfg.MaxBackoff,
-		Interested:     fw.Interested,
+		QueueingHint:   s.queueingHint,
 		NewPodInfo:     s.newPodInfo,
 	})
 	return s, nil
+}
+
+// profile is one scheduler profile: a schedulerName and its framework.
+type profile struct {
+	name       string
+	fw         *framework.Framework
+	percentage int32
+}
+
+// profileFor returns the profile serving pod, nil when none does.
+func (s *Scheduler) profileFor(pod *v1.Pod) *profile {
+	name := pod.Spec.SchedulerName
+	if name == "" {
+		name = DefaultSchedulerName
+	}
+	return s.profiles[name]
+}
+
+// queueingHint asks the plugins of the pod's profile whether the event may
+// make the pod schedulable.
+func (s *Scheduler) queueingHint(qp *queue.QueuedPodInfo, ev framework.ClusterEvent, oldObj, newObj any) bool {
+	prof := s.profileFor(qp.Pod)
+	if prof == nil {
+		return true
+	}
+	return prof.fw.QueueingHintForPodInfo(qp.UnschedulablePlugins, qp.PodInfo, ev, oldObj, newObj)
 }
 
 // newPodInfo builds a pod's facts, taking the priority from its
@@ -110,8 +183,28 @@ func (s *Scheduler) newPodInfo(pod *v1.Pod) *framework.PodInfo {
 	return pi
 }
 
-// Framework returns the scheduler's plugin framework.
+// Framework returns the plugin framework of the scheduler's first
+// profile.
 func (s *Scheduler) Framework() *framework.Framework { return s.fw }
+
+// ProfileFramework returns the plugin framework of the profile serving
+// schedulerName, or nil when the scheduler does not serve that name.
+func (s *Scheduler) ProfileFramework(schedulerName string) *framework.Framework {
+	if p := s.profiles[schedulerName]; p != nil {
+		return p.fw
+	}
+	return nil
+}
+
+// SchedulerNames returns the schedulerNames the scheduler serves, sorted.
+func (s *Scheduler) SchedulerNames() []string {
+	out := make([]string, 0, len(s.profiles))
+	for n := range s.profiles {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // Cache returns the scheduler's cache (read it, do not change it).
 func (s *Scheduler) Cache() *cache.Cache { return s.cache }
@@ -127,15 +220,14 @@ func (s *Scheduler) Stats() Stats {
 		Errors:        s.stats.errors.Load(),
 		Preemptions:   s.stats.preempted.Load(),
 		BindFailures:  s.stats.bindFailures.Load(),
+
+		ScheduledEvents:        s.stats.eventsWritten.Load(),
+		ScheduledEventsDropped: s.stats.eventsDropped.Load(),
 	}
 }
 
 func (s *Scheduler) responsible(pod *v1.Pod) bool {
-	name := pod.Spec.SchedulerName
-	if name == "" {
-		name = DefaultSchedulerName
-	}
-	return name == s.cfg.SchedulerName
+	return s.profileFor(pod) != nil
 }
 
 // Run starts the informers, waits until they listed everything, then
@@ -209,13 +301,15 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) {
 	}
 	cycle := s.queue.SchedulingCycle()
 	pod := qp.Pod
-	if pod.DeletionTimestamp != nil || s.cache.GetPod(pod.UID) != nil {
+	prof := s.profileFor(pod)
+	if prof == nil || pod.DeletionTimestamp != nil || s.cache.GetPod(pod.UID) != nil {
 		s.queue.Done(pod.UID)
 		return
 	}
+	fw := prof.fw
 	s.cache.UpdateSnapshot(s.snap)
 	state := framework.NewCycleState()
-	node, fitErr, st := s.schedulePod(ctx, state, qp.PodInfo)
+	node, fitErr, st := s.schedulePod(ctx, prof, state, qp.PodInfo)
 	if st != nil {
 		s.stats.errors.Add(1)
 		s.log.Error("scheduling failed", "pod", pod.Namespace+"/"+pod.Name, "err", st.AsError())
@@ -225,8 +319,8 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) {
 	if fitErr != nil {
 		s.stats.unschedulable.Add(1)
 		nominated := ""
-		if s.fw.HasPostFilterPlugins() && fitErr.preFilterStatus == nil {
-			res, pst := s.fw.RunPostFilterPlugins(ctx, state, qp.PodInfo, fitErr.statuses)
+		if fw.HasPostFilterPlugins() && fitErr.preFilterStatus == nil {
+			res, pst := fw.RunPostFilterPlugins(ctx, state, qp.PodInfo, fitErr.statuses)
 			if pst.IsSuccess() && res != nil && res.NominatedNodeName != "" {
 				nominated = res.NominatedNodeName
 				s.stats.preempted.Add(1)
@@ -247,22 +341,22 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) {
 		s.failed(ctx, qp, cycle, true, err.Error(), "", nil)
 		return
 	}
-	if st := s.fw.RunReservePluginsReserve(ctx, state, &api, node); !st.IsSuccess() {
-		s.fw.RunReservePluginsUnreserve(ctx, state, &api, node)
+	if st := fw.RunReservePluginsReserve(ctx, state, &api, node); !st.IsSuccess() {
+		fw.RunReservePluginsUnreserve(ctx, state, &api, node)
 		_ = s.cache.ForgetPod(&assumedPod)
 		s.failed(ctx, qp, cycle, st.Code() == framework.Error, st.Message(), "", pluginSet(st.Plugin()))
 		return
 	}
-	if st := s.fw.RunPermitPlugins(ctx, state, &api, node); !st.IsSuccess() && st.Code() != framework.Wait {
-		s.fw.RunReservePluginsUnreserve(ctx, state, &api, node)
+	if st := fw.RunPermitPlugins(ctx, state, &api, node); !st.IsSuccess() && st.Code() != framework.Wait {
+		fw.RunReservePluginsUnreserve(ctx, state, &api, node)
 		_ = s.cache.ForgetPod(&assumedPod)
 		s.failed(ctx, qp, cycle, st.Code() == framework.Error, st.Message(), "", pluginSet(st.Plugin()))
 		return
 	}
 	select {
-	case s.bindCh <- &bindTask{qp: qp, pi: &api, node: node, state: state, cycle: cycle}:
+	case s.bindCh <- &bindTask{fw: fw, qp: qp, pi: &api, node: node, state: state, cycle: cycle}:
 	case <-ctx.Done():
-		s.fw.RunReservePluginsUnreserve(ctx, state, &api, node)
+		fw.RunReservePluginsUnreserve(ctx, state, &api, node)
 		_ = s.cache.ForgetPod(&assumedPod)
 		s.queue.Done(pod.UID)
 	}
@@ -318,12 +412,12 @@ var errNoNodes = errors.New("no nodes available to schedule pods")
 
 // schedulePod finds the node for a pod: the nominated node if it still
 // fits, else the best scored among the first feasible nodes found.
-func (s *Scheduler) schedulePod(ctx context.Context, state *framework.CycleState, pi *framework.PodInfo) (string, *fitError, *framework.Status) {
+func (s *Scheduler) schedulePod(ctx context.Context, prof *profile, state *framework.CycleState, pi *framework.PodInfo) (string, *fitError, *framework.Status) {
 	all := s.snap.List()
 	if len(all) == 0 {
 		return "", &fitError{numNodes: 0, statuses: framework.NodeToStatus{}, preFilterStatus: framework.NewStatus(framework.UnschedulableAndUnresolvable, errNoNodes.Error())}, nil
 	}
-	pre, st := s.fw.RunPreFilterPlugins(ctx, state, pi)
+	pre, st := prof.fw.RunPreFilterPlugins(ctx, state, pi)
 	if !st.IsSuccess() {
 		if st.Code() == framework.Error {
 			return "", nil, st
@@ -337,8 +431,14 @@ func (s *Scheduler) schedulePod(ctx context.Context, state *framework.CycleState
 	// The node nominated by an earlier preemption is tried first.
 	if nom := pi.Pod.Status.NominatedNodeName; nom != "" {
 		if ni := s.snap.Get(nom); ni != nil && (pre == nil || inSet(pre.NodeNames, nom)) {
-			if st, _ := s.fw.RunFilterWithNominatedPods(ctx, state, pi, ni); st.IsSuccess() {
-				return nom, nil, nil
+			if st, _ := prof.fw.RunFilterWithNominatedPods(ctx, state, pi, ni); st.IsSuccess() {
+				ok, _, _, st := s.filterWithExtenders(ctx, pi.Pod, []*framework.NodeInfo{ni}, nil, nil)
+				if st != nil {
+					return "", nil, st
+				}
+				if len(ok) == 1 {
+					return nom, nil, nil
+				}
 			}
 		}
 	}
@@ -351,10 +451,16 @@ func (s *Scheduler) schedulePod(ctx context.Context, state *framework.CycleState
 			}
 		}
 	}
-	want := NumFeasibleNodesToFind(s.cfg.PercentageOfNodesToScore, len(candidates))
-	feasible, statuses, plugins, st := s.findFeasible(ctx, state, pi, candidates, want)
+	want := NumFeasibleNodesToFind(prof.percentage, len(candidates))
+	feasible, statuses, plugins, st := s.findFeasible(ctx, prof.fw, state, pi, candidates, want)
 	if st != nil {
 		return "", nil, st
+	}
+	if len(s.extenders) > 0 && len(feasible) > 0 {
+		feasible, statuses, plugins, st = s.filterWithExtenders(ctx, pi.Pod, feasible, statuses, plugins)
+		if st != nil {
+			return "", nil, st
+		}
 	}
 	if len(feasible) == 0 {
 		if statuses == nil {
@@ -372,15 +478,18 @@ func (s *Scheduler) schedulePod(ctx context.Context, state *framework.CycleState
 	if len(feasible) == 1 {
 		return feasible[0].Name(), nil, nil
 	}
-	if st := s.fw.RunPreScorePlugins(ctx, state, pi, feasible); !st.IsSuccess() {
+	if st := prof.fw.RunPreScorePlugins(ctx, state, pi, feasible); !st.IsSuccess() {
 		return "", nil, st
 	}
 	if cap(s.totals) < len(feasible) {
 		s.totals = make([]int64, len(feasible))
 	}
 	totals := s.totals[:len(feasible)]
-	if st := s.fw.RunScorePlugins(ctx, state, pi, feasible, totals); !st.IsSuccess() {
+	if st := prof.fw.RunScorePlugins(ctx, state, pi, feasible, totals); !st.IsSuccess() {
 		return "", nil, st
+	}
+	if len(s.extenders) > 0 {
+		s.scoreWithExtenders(ctx, pi.Pod, feasible, totals)
 	}
 	return s.selectHost(feasible, totals), nil, nil
 }
@@ -428,12 +537,13 @@ func toStatuses(rej []rejection) (framework.NodeToStatus, map[string]struct{}) {
 
 // findFeasible runs the filters from a rotating start until want feasible
 // nodes are found or every node was tried. Rejections are collected in a
-// buffer reused across cycles; they become a map only when no node fits.
-func (s *Scheduler) findFeasible(ctx context.Context, state *framework.CycleState, pi *framework.PodInfo, nodes []*framework.NodeInfo, want int) ([]*framework.NodeInfo, framework.NodeToStatus, map[string]struct{}, *framework.Status) {
+// buffer reused across cycles; they become a map only when no node fits
+// (or when extenders, which may reject the rest, are configured).
+func (s *Scheduler) findFeasible(ctx context.Context, fw *framework.Framework, state *framework.CycleState, pi *framework.PodInfo, nodes []*framework.NodeInfo, want int) ([]*framework.NodeInfo, framework.NodeToStatus, map[string]struct{}, *framework.Status) {
 	n := len(nodes)
 	feasible := s.feasible[:0]
 	start := s.nextStart % n
-	if !s.fw.HasFilterPlugins() {
+	if !fw.HasFilterPlugins() {
 		for i := 0; i < n && len(feasible) < want; i++ {
 			feasible = append(feasible, nodes[(start+i)%n])
 		}
@@ -442,14 +552,14 @@ func (s *Scheduler) findFeasible(ctx context.Context, state *framework.CycleStat
 		return feasible, nil, nil, nil
 	}
 	if s.cfg.Parallelism > 1 && n >= 2*minFeasibleNodesToFind {
-		return s.findFeasibleParallel(ctx, state, pi, nodes, want, start)
+		return s.findFeasibleParallel(ctx, fw, state, pi, nodes, want, start)
 	}
 	rej := s.rejected[:0]
 	processed := 0
 	for i := 0; i < n && len(feasible) < want; i++ {
 		ni := nodes[(start+i)%n]
 		processed++
-		st, plugin := s.fw.RunFilterWithNominatedPods(ctx, state, pi, ni)
+		st, plugin := fw.RunFilterWithNominatedPods(ctx, state, pi, ni)
 		if st.IsSuccess() {
 			feasible = append(feasible, ni)
 			continue
@@ -462,7 +572,7 @@ func (s *Scheduler) findFeasible(ctx context.Context, state *framework.CycleStat
 	s.nextStart = (start + processed) % n
 	s.feasible = feasible
 	s.rejected = rej[:0]
-	if len(feasible) > 0 {
+	if len(feasible) > 0 && len(s.extenders) == 0 {
 		clear(rej) // drop references
 		return feasible, nil, nil, nil
 	}
@@ -474,7 +584,7 @@ func (s *Scheduler) findFeasible(ctx context.Context, state *framework.CycleStat
 // findFeasibleParallel splits the nodes (in rotation order) into chunks
 // that workers filter; results are merged in order so the outcome matches
 // the sequential search.
-func (s *Scheduler) findFeasibleParallel(ctx context.Context, state *framework.CycleState, pi *framework.PodInfo, nodes []*framework.NodeInfo, want, start int) ([]*framework.NodeInfo, framework.NodeToStatus, map[string]struct{}, *framework.Status) {
+func (s *Scheduler) findFeasibleParallel(ctx context.Context, fw *framework.Framework, state *framework.CycleState, pi *framework.PodInfo, nodes []*framework.NodeInfo, want, start int) ([]*framework.NodeInfo, framework.NodeToStatus, map[string]struct{}, *framework.Status) {
 	n := len(nodes)
 	const chunk = 64
 	type result struct {
@@ -506,7 +616,7 @@ func (s *Scheduler) findFeasibleParallel(ctx context.Context, state *framework.C
 				r := result{ok: make([]bool, hi-lo), st: make([]*framework.Status, hi-lo), plugins: make([]string, hi-lo)}
 				for i := lo; i < hi; i++ {
 					ni := nodes[(start+i)%n]
-					st, plugin := s.fw.RunFilterWithNominatedPods(ctx, state, pi, ni)
+					st, plugin := fw.RunFilterWithNominatedPods(ctx, state, pi, ni)
 					if st.IsSuccess() {
 						r.ok[i-lo] = true
 						found.Add(1)
@@ -547,7 +657,7 @@ outer:
 	s.nextStart = (start + processed) % n
 	s.feasible = feasible
 	s.rejected = rej[:0]
-	if len(feasible) > 0 {
+	if len(feasible) > 0 && len(s.extenders) == 0 {
 		clear(rej)
 		return feasible, nil, nil, nil
 	}
@@ -615,11 +725,37 @@ func (s *Scheduler) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.binder(ctx) }()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.writer(ctx) }()
+	go func() { defer wg.Done(); s.eventWriter(ctx) }()
+}
+
+// scheduledEvent is a "Scheduled" Event waiting to be written.
+type scheduledEvent struct {
+	pod  *v1.Pod
+	node string
+}
+
+// eventWriter writes the queued "Scheduled" events at the configured rate.
+func (s *Scheduler) eventWriter(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-s.eventCh:
+			if err := s.limiter.Wait(ctx); err != nil {
+				return
+			}
+			msg := fmt.Sprintf("Successfully assigned %s/%s to %s", e.pod.Namespace, e.pod.Name, e.node)
+			if s.createEvent(ctx, e.pod, v1.EventTypeNormal, "Scheduled", msg) != "" {
+				s.stats.eventsWritten.Add(1)
+			}
+		}
+	}
 }
 
 type bindTask struct {
+	fw    *framework.Framework
 	qp    *queue.QueuedPodInfo
 	pi    *framework.PodInfo
 	node  string
@@ -642,18 +778,24 @@ func (s *Scheduler) binder(ctx context.Context) {
 // the assumption and requeue the pod.
 func (s *Scheduler) bind(ctx context.Context, t *bindTask) {
 	pod := t.qp.Pod
-	st := s.fw.WaitOnPermit(ctx, pod)
+	st := t.fw.WaitOnPermit(ctx, pod)
 	if st.IsSuccess() {
-		st = s.fw.RunBindPlugins(ctx, t.state, t.pi, t.node)
+		if e := s.binderFor(pod); e != nil {
+			if err := e.Bind(ctx, t.pi.Pod, t.node); err != nil {
+				st = framework.AsStatus(err).WithPlugin(extenderPlugin(e))
+			}
+		} else {
+			st = t.fw.RunBindPlugins(ctx, t.state, t.pi, t.node)
+		}
 	}
 	if !st.IsSuccess() {
 		s.stats.bindFailures.Add(1)
-		s.fw.RunReservePluginsUnreserve(ctx, t.state, t.pi, t.node)
+		t.fw.RunReservePluginsUnreserve(ctx, t.state, t.pi, t.node)
 		if err := s.cache.ForgetPod(t.pi.Pod); err != nil {
 			s.log.Debug("forget after failed binding", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		}
 		// The freed room may let other pods fit.
-		s.queue.MoveOnEvent(framework.ClusterEvent{Resource: framework.AssignedPodResource, ActionType: framework.Delete, Label: "BindingFailed"})
+		s.queue.MoveOnObjectEvent(framework.ClusterEvent{Resource: framework.AssignedPodResource, ActionType: framework.Delete, Label: "BindingFailed"}, t.pi.Pod, nil)
 		if ctx.Err() != nil || apierrors.IsNotFound(st.AsError()) {
 			s.queue.Done(pod.UID)
 			return
@@ -672,10 +814,10 @@ func (s *Scheduler) bind(ctx context.Context, t *bindTask) {
 		s.write(ctx, func(ctx context.Context) { s.recordScheduled(ctx, pod) })
 	}
 	if !s.cfg.DisableScheduledEvents {
-		msg := fmt.Sprintf("Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, t.node)
 		select {
-		case s.writeCh <- func(ctx context.Context) { s.event(ctx, pod, v1.EventTypeNormal, "Scheduled", msg) }:
+		case s.eventCh <- scheduledEvent{pod: pod, node: t.node}:
 		default: // events are best effort, as upstream's broadcaster
+			s.stats.eventsDropped.Add(1)
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -318,7 +317,8 @@ func TestFailedSchedulingEventsAggregate(t *testing.T) {
 	mustCreate(t, st, makeNode("n1", "1", "4Gi", 110, nil))
 	startScheduler(t, st, Config{Logger: discardLogger(), InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 	mustCreate(t, st, makePod("default", "huge", "2", ""))
-	// Allocatable updates are events that retry the pod; the reason stays.
+	// Deleting an assigned pod is an event that retries the pod (its
+	// resources might have been what was missing); the reason stays.
 	for i := range 3 {
 		waitFor(t, "failure recorded", func() (bool, error) {
 			evs, _, err := store.ListOf[*v1.Event](ctx, st, "default", metav1.ListOptions{})
@@ -329,12 +329,10 @@ func TestFailedSchedulingEventsAggregate(t *testing.T) {
 			}
 			return false, err
 		})
-		n, err := store.Get[*v1.Node](ctx, st, "", "n1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.Status.Allocatable[v1.ResourceCPU] = resource.MustParse(fmt.Sprintf("%dm", 1100+100*i))
-		if _, err := st.UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		filler := makePod("default", fmt.Sprintf("filler-%d", i), "", "")
+		filler.Spec.NodeName = "n1"
+		mustCreate(t, st, filler)
+		if _, err := st.Delete(ctx, podsResource, "default", filler.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 			t.Fatal(err)
 		}
 	}

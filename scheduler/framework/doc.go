@@ -16,4 +16,11 @@
 // Filter and Score run for thousands of nodes per pod: they must not
 // allocate on their success path, and plugins return shared, immutable
 // [Status] values for their common rejections.
+//
+// Plugins that can reject pods name the cluster events after which such a
+// pod may fit ([EnqueueExtensions]), optionally with a [QueueingHintFn]
+// per event ([EnqueueExtensionsWithHint]) that looks at the changed object
+// and the pod and says [Queue] or [QueueSkip]; [Framework.QueueingHint]
+// combines them for the queue. [Extender] is an outside scheduler
+// extender, consulted by the scheduler and by preemption.
 package framework

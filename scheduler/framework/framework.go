@@ -34,6 +34,9 @@ type Framework struct {
 	bind       []BindPlugin
 	plugins    []Plugin
 	events     map[string][]ClusterEvent
+	hints      map[string][]ClusterEventWithHint
+	extenders  []Extender
+	ignored    map[v1.ResourceName]struct{}
 
 	snapshot *Snapshot
 	cluster  Cluster
@@ -47,7 +50,7 @@ type Framework struct {
 // New builds a framework: each spec'd plugin is made by its factory from
 // registry and wired to every extension point it implements, in spec order.
 func New(ctx context.Context, registry Registry, specs []PluginSpec, cluster Cluster) (*Framework, error) {
-	f := &Framework{cluster: cluster, waiting: map[types.UID]*waitingPod{}, events: map[string][]ClusterEvent{}, snapshot: NewSnapshot()}
+	f := &Framework{cluster: cluster, waiting: map[types.UID]*waitingPod{}, events: map[string][]ClusterEvent{}, hints: map[string][]ClusterEventWithHint{}, snapshot: NewSnapshot()}
 	seen := map[string]bool{}
 	for _, spec := range specs {
 		if seen[spec.Name] {
@@ -98,11 +101,13 @@ func New(ctx context.Context, registry Registry, specs []PluginSpec, cluster Clu
 		if x, ok := p.(BindPlugin); ok {
 			f.bind = append(f.bind, x)
 		}
-		if x, ok := p.(EnqueueExtensions); ok {
-			f.events[p.Name()] = x.EventsToRegister()
-		} else {
-			f.events[p.Name()] = []ClusterEvent{{Resource: WildCardResource, ActionType: All}}
+		hints := registeredEvents(p)
+		f.hints[p.Name()] = hints
+		evs := make([]ClusterEvent, len(hints))
+		for i, h := range hints {
+			evs[i] = h.Event
 		}
+		f.events[p.Name()] = evs
 	}
 	if len(f.bind) == 0 {
 		return nil, fmt.Errorf("framework: no bind plugin enabled")

@@ -27,4 +27,13 @@
 //
 // [NewRegistry] returns their factories and [DefaultPlugins] the default
 // profile with upstream score weights.
+//
+// Every plugin that filters registers the cluster events that may make a
+// pod it rejected fit, with upstream-style queueing hints that look at the
+// changed node or pod: NodeAffinity queues a pod only for a node that now
+// matches its selector, TaintToleration for a node whose taints it now
+// tolerates, NodeResourcesFit for a deleted or shrunk pod and for a node
+// large enough, NodePorts for the deletion of a pod that held a wanted
+// host port, InterPodAffinity and PodTopologySpread for pods their terms
+// select and for topology label changes.
 package plugins

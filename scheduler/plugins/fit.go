@@ -13,9 +13,15 @@ import (
 // ephemeral-storage, pod count or extended resources cannot hold the pod's
 // effective request next to the pods already there, and scores nodes with
 // the LeastAllocated strategy (cpu and memory, weight 1 each).
-type Fit struct{}
+type Fit struct{ h framework.Handle }
 
-func newFit(context.Context, framework.Handle) (framework.Plugin, error) { return Fit{}, nil }
+func newFit(_ context.Context, h framework.Handle) (framework.Plugin, error) { return Fit{h: h}, nil }
+
+// ignoredResourcer is implemented by handles (the framework) that know
+// extended resources managed by an extender and ignored by Fit.
+type ignoredResourcer interface {
+	IgnoredResources() map[v1.ResourceName]struct{}
+}
 
 // Name implements framework.Plugin.
 func (Fit) Name() string { return NodeResourcesFitName }
@@ -75,9 +81,16 @@ func (s *fitState) Clone() framework.StateData { return s }
 const fitKey framework.StateKey = "PreFilter" + NodeResourcesFitName
 
 // PreFilter implements framework.PreFilterPlugin.
-func (Fit) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
+func (pl Fit) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
 	s := &fitState{statuses: statusTable}
+	var ignored map[v1.ResourceName]struct{}
+	if x, ok := pl.h.(ignoredResourcer); ok {
+		ignored = x.IgnoredResources()
+	}
 	for name, v := range pod.Requests.Scalar {
+		if _, skip := ignored[name]; skip {
+			continue
+		}
 		if v > 0 {
 			s.scalars = append(s.scalars, name)
 		}

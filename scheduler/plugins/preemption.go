@@ -93,6 +93,12 @@ func (pl *DefaultPreemption) PostFilter(ctx context.Context, state *framework.Cy
 			cands = append(cands, c)
 		}
 	}
+	if len(cands) > 0 {
+		var st *framework.Status
+		if cands, st = pl.callExtenders(ctx, pod.Pod, cands); st != nil {
+			return nil, st
+		}
+	}
 	if len(cands) == 0 {
 		return nil, framework.NewStatus(framework.Unschedulable, preemptionMessage(snap.NumNodes(), unhelpful, snap.NumNodes()-unhelpful))
 	}
@@ -281,4 +287,68 @@ func preemptionMessage(total, unhelpful, noVictims int) string {
 		parts = append(parts, fmt.Sprintf("%d Preemption is not helpful for scheduling", unhelpful))
 	}
 	return fmt.Sprintf("0/%d nodes are available: %s.", total, strings.Join(parts, ", "))
+}
+
+// extenderHandle is implemented by handles (the framework) that carry
+// scheduler extenders.
+type extenderHandle interface {
+	Extenders() []framework.Extender
+}
+
+// callExtenders lets each interested extender that supports preemption
+// keep, drop or change the candidates' victims, as upstream.
+func (pl *DefaultPreemption) callExtenders(ctx context.Context, pod *v1.Pod, cands []candidate) ([]candidate, *framework.Status) {
+	x, ok := pl.h.(extenderHandle)
+	if !ok {
+		return cands, nil
+	}
+	snap := pl.h.Snapshot()
+	for _, e := range x.Extenders() {
+		if len(cands) == 0 {
+			break
+		}
+		if !e.SupportsPreemption() || !e.IsInterested(pod) {
+			continue
+		}
+		in := make(map[string]*framework.Victims, len(cands))
+		for _, c := range cands {
+			v := &framework.Victims{NumPDBViolations: int64(c.pdbViolations)}
+			for _, p := range c.victims {
+				v.Pods = append(v.Pods, p.Pod)
+			}
+			in[c.node] = v
+		}
+		out, err := e.ProcessPreemption(ctx, pod, in, snap)
+		if err != nil {
+			if e.IsIgnorable() {
+				continue
+			}
+			return nil, framework.AsStatus(fmt.Errorf("preemption: %w", err))
+		}
+		kept := cands[:0:0]
+		for _, c := range cands {
+			v, ok := out[c.node]
+			if !ok || v == nil || len(v.Pods) == 0 {
+				continue
+			}
+			ni := snap.Get(c.node)
+			if ni == nil {
+				continue
+			}
+			nc := candidate{node: c.node, pdbViolations: int(v.NumPDBViolations)}
+			for _, vp := range v.Pods {
+				for _, p := range ni.Pods {
+					if p.Pod.UID == vp.UID {
+						nc.victims = append(nc.victims, p)
+						break
+					}
+				}
+			}
+			if len(nc.victims) > 0 {
+				kept = append(kept, nc)
+			}
+		}
+		cands = kept
+	}
+	return cands, nil
 }

@@ -19,6 +19,17 @@ const (
 	DefaultMaxUnschedulableDuration = 5 * time.Minute
 )
 
+// recentEvents is how many recent events the queue keeps with their
+// objects.
+const recentEvents = 256
+
+// recordedEvent is an event kept with its objects.
+type recordedEvent struct {
+	cycle          int64
+	ev             framework.ClusterEvent
+	oldObj, newObj any
+}
+
 type eventKind struct {
 	res    framework.EventResource
 	action framework.ActionType
@@ -49,6 +60,12 @@ type Config struct {
 	// Interested decides whether a pod rejected by plugins may fit after
 	// an event; nil means always.
 	Interested func(plugins map[string]struct{}, ev framework.ClusterEvent) bool
+	// QueueingHint decides, per pod, whether an event about oldObj
+	// becoming newObj may make the pod schedulable (the plugins' queueing
+	// hints; see framework.Framework.QueueingHint). oldObj and newObj are
+	// nil when the event carries no object. When set it is used instead of
+	// Interested.
+	QueueingHint func(p *QueuedPodInfo, ev framework.ClusterEvent, oldObj, newObj any) bool
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 	// NewPodInfo builds a pod's facts; nil means framework.NewPodInfo.
@@ -76,6 +93,14 @@ type Queue struct {
 	// which a relevant event arrived is retried (after backoff) instead of
 	// waiting for another event.
 	lastEvent map[eventKind]int64
+	// recent keeps the latest events with their objects (a ring of
+	// recentEvents), so that a pod failing in a cycle during which events
+	// arrived is judged by the queueing hints on those very objects;
+	// evictedCycle is the newest cycle of an event pushed out of the ring
+	// (when it is not older than a pod's cycle, lastEvent decides).
+	recent       [recentEvents]recordedEvent
+	recentN      int
+	evictedCycle int64
 
 	timer     *time.Timer
 	timerAt   time.Time
@@ -112,6 +137,7 @@ func New(cfg Config) *Queue {
 		unschedulable: map[types.UID]*QueuedPodInfo{},
 		inFlight:      map[types.UID]bool{},
 		lastEvent:     map[eventKind]int64{},
+		evictedCycle:  -1,
 	}
 	q.cond = sync.NewCond(&q.mu)
 	return q
@@ -260,16 +286,40 @@ func (q *Queue) AddUnschedulable(p *QueuedPodInfo, cycle int64, isError bool) {
 // eventSinceLocked reports whether an event that could help p arrived
 // during or after the scheduling cycle in which p was tried.
 func (q *Queue) eventSinceLocked(p *QueuedPodInfo, cycle int64) bool {
+	if q.evictedCycle < cycle {
+		// Every event since cycle is in the ring: ask the hints about
+		// each with its objects.
+		for i := max(0, q.recentN-recentEvents); i < q.recentN; i++ {
+			e := &q.recent[i%recentEvents]
+			if e.cycle >= cycle && q.interestedLocked(p, e.ev, e.oldObj, e.newObj) {
+				return true
+			}
+		}
+		return false
+	}
 	for k, c := range q.lastEvent {
 		if c < cycle {
 			continue
 		}
 		ev := framework.ClusterEvent{Resource: k.res, ActionType: k.action}
-		if q.cfg.Interested == nil || q.cfg.Interested(p.UnschedulablePlugins, ev) {
+		// Some events since cycle were pushed out of the ring: decide on
+		// the kinds of events alone, which errs on the side of retrying.
+		if q.interestedLocked(p, ev, nil, nil) {
 			return true
 		}
 	}
 	return false
+}
+
+// interestedLocked reports whether ev may help p.
+func (q *Queue) interestedLocked(p *QueuedPodInfo, ev framework.ClusterEvent, oldObj, newObj any) bool {
+	switch {
+	case q.cfg.QueueingHint != nil:
+		return q.cfg.QueueingHint(p, ev, oldObj, newObj)
+	case q.cfg.Interested != nil:
+		return q.cfg.Interested(p.UnschedulablePlugins, ev)
+	}
+	return true
 }
 
 func (q *Queue) backoffDuration(p *QueuedPodInfo) time.Duration {
@@ -308,13 +358,29 @@ func (q *Queue) requeueLocked(p *QueuedPodInfo) {
 }
 
 // MoveOnEvent moves the unschedulable pods that ev could help to the
-// active queue (or to backoff while their backoff lasts).
+// active queue (or to backoff while their backoff lasts). It carries no
+// object, so queueing hints cannot filter it per pod; prefer
+// MoveOnObjectEvent.
 func (q *Queue) MoveOnEvent(ev framework.ClusterEvent) {
+	q.MoveOnObjectEvent(ev, nil, nil)
+}
+
+// MoveOnObjectEvent moves the unschedulable pods that ev, a change of
+// oldObj into newObj (oldObj nil for an add, newObj nil for a delete),
+// could help to the active queue (or to backoff while their backoff
+// lasts). Config.QueueingHint decides per pod.
+func (q *Queue) MoveOnObjectEvent(ev framework.ClusterEvent, oldObj, newObj any) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.lastEvent[eventKind{ev.Resource, ev.ActionType}] = q.schedulingCycle
+	slot := &q.recent[q.recentN%recentEvents]
+	if q.recentN >= recentEvents {
+		q.evictedCycle = max(q.evictedCycle, slot.cycle)
+	}
+	*slot = recordedEvent{cycle: q.schedulingCycle, ev: ev, oldObj: oldObj, newObj: newObj}
+	q.recentN++
 	for uid, p := range q.unschedulable {
-		if q.cfg.Interested != nil && !q.cfg.Interested(p.UnschedulablePlugins, ev) {
+		if !q.interestedLocked(p, ev, oldObj, newObj) {
 			continue
 		}
 		delete(q.unschedulable, uid)

@@ -188,3 +188,103 @@ func TestIrrelevantEventDuringCycleDoesNotRetry(t *testing.T) {
 		t.Errorf("backoff %d unschedulable %d: an irrelevant event must not cause a retry", bo, un)
 	}
 }
+
+// TestQueueingHintPerObject checks that MoveOnObjectEvent asks the hint per
+// pod with the event's objects and moves only the pods it says Queue for.
+func TestQueueingHintPerObject(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	type call struct{ Pod, Old, New string }
+	var calls []call
+	hint := func(p *QueuedPodInfo, ev framework.ClusterEvent, oldObj, newObj any) bool {
+		cl := call{Pod: p.Pod.Name}
+		if n, ok := oldObj.(*v1.Node); ok {
+			cl.Old = n.Name
+		}
+		if n, ok := newObj.(*v1.Node); ok {
+			cl.New = n.Name
+		}
+		calls = append(calls, cl)
+		// Each pod waits for the node named after it.
+		return cl.New == "node-for-"+p.Pod.Name
+	}
+	q := New(Config{Now: c.now, QueueingHint: hint, InitialBackoff: time.Second})
+	defer q.Close()
+	for _, name := range []string{"a", "b"} {
+		q.Add(testPod(name, 0))
+		p := pop(t, q)
+		q.AddUnschedulable(p, q.SchedulingCycle(), false)
+	}
+	c.t = c.t.Add(time.Minute) // backoff over
+	ev := framework.ClusterEvent{Resource: framework.NodeResource, ActionType: framework.Add}
+	q.MoveOnObjectEvent(ev, nil, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "unrelated"}})
+	if active, backoff, un := q.Stats(); active != 0 || backoff != 0 || un != 2 {
+		t.Fatalf("after an unrelated node: active %d backoff %d unschedulable %d, want 0 0 2", active, backoff, un)
+	}
+	q.MoveOnObjectEvent(ev, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "old"}}, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-for-b"}})
+	if active, _, un := q.Stats(); active != 1 || un != 1 {
+		t.Fatalf("after b's node: active %d unschedulable %d, want 1 1", active, un)
+	}
+	if got := pop(t, q).Pod.Name; got != "b" {
+		t.Errorf("popped %s, want b", got)
+	}
+	// Two events, each asked for both waiting pods.
+	if len(calls) != 4 {
+		t.Fatalf("hint called %d times, want 4: %+v", len(calls), calls)
+	}
+	want := call{Pod: "b", Old: "old", New: "node-for-b"}
+	found := false
+	for _, c := range calls {
+		found = found || c == want
+	}
+	if !found {
+		t.Errorf("hint never called with %+v: %+v", want, calls)
+	}
+}
+
+// TestInFlightEventsJudgedByHints checks that events arriving while a pod
+// is being scheduled are judged with their objects when it fails: an
+// irrelevant one leaves it unschedulable, a relevant one sends it to
+// backoff, and when too many events arrived to keep them all the queue
+// falls back to the kind of event (and retries).
+func TestInFlightEventsJudgedByHints(t *testing.T) {
+	ev := framework.ClusterEvent{Resource: framework.NodeResource, ActionType: framework.Add}
+	node := func(name string) *v1.Node { return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}} }
+	hint := func(p *QueuedPodInfo, _ framework.ClusterEvent, _, newObj any) bool {
+		n, ok := newObj.(*v1.Node)
+		return !ok || n.Name == "good"
+	}
+	tests := []struct {
+		name        string
+		events      []string
+		wantBackoff bool
+	}{
+		{"no event", nil, false},
+		{"irrelevant event", []string{"bad"}, false},
+		{"relevant event", []string{"bad", "good"}, true},
+		{"too many events to judge one by one", func() []string {
+			out := make([]string, recentEvents+1)
+			for i := range out {
+				out[i] = "bad"
+			}
+			return out
+		}(), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: time.Unix(1000, 0)}
+			q := New(Config{Now: c.now, QueueingHint: hint})
+			defer q.Close()
+			q.Add(testPod("p", 0))
+			p := pop(t, q)
+			cycle := q.SchedulingCycle()
+			for _, n := range tt.events {
+				q.MoveOnObjectEvent(ev, nil, node(n))
+			}
+			q.AddUnschedulable(p, cycle, false)
+			_, backoff, un := q.Stats()
+			if got := backoff == 1; got != tt.wantBackoff || backoff+un != 1 {
+				t.Errorf("backoff %d unschedulable %d, want backoff %v", backoff, un, tt.wantBackoff)
+			}
+		})
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRunPrintsThroughputAndLatency(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), &out, 20, 200, 2, -1, nil); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	text := out.String()
+	for _, re := range []string{
+		`(?m)^created 20 simulated nodes$`,
+		`(?m)^scheduled 200 pods on 20 nodes in \S+$`,
+		`(?m)^throughput: [0-9]+ pods/s$`,
+		`(?m)^latency: p50 \S+, p99 \S+$`,
+		`(?m)^Scheduled events: [0-9]+ written, 0 dropped \(rate limit -1/s\)$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("output does not match %s:\n%s", re, text)
+		}
+	}
+	m := regexp.MustCompile(`throughput: ([0-9]+) pods/s`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no throughput in %q", text)
+	}
+	if n, _ := strconv.Atoi(m[1]); n <= 0 {
+		t.Errorf("throughput %d pods/s, want > 0", n)
+	}
+	lat := regexp.MustCompile(`p50 (\S+), p99 (\S+)`).FindStringSubmatch(text)
+	p50, err1 := time.ParseDuration(lat[1])
+	p99, err2 := time.ParseDuration(lat[2])
+	if err1 != nil || err2 != nil || p50 <= 0 || p99 < p50 {
+		t.Errorf("latencies p50 %q p99 %q: want 0 < p50 <= p99 (%v, %v)", lat[1], lat[2], err1, err2)
+	}
+}
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	if err := run(context.Background(), &bytes.Buffer{}, 0, 10, 1, 50, nil); err == nil {
+		t.Error("run with 0 nodes succeeded")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		var d []time.Duration
+		for _, v := range n {
+			d = append(d, time.Duration(v)*time.Millisecond)
+		}
+		return d
+	}
+	tests := []struct {
+		in   []time.Duration
+		p    int
+		want time.Duration
+	}{
+		{nil, 50, 0},
+		{ms(7), 99, 7 * time.Millisecond},
+		{ms(1, 2, 3, 4), 50, 2 * time.Millisecond},
+		{ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 99, 10 * time.Millisecond},
+		{ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 50, 5 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, percentile(tt.in, tt.p)); diff != "" {
+			t.Errorf("percentile(%v, %d) (-want +got):\n%s", tt.in, tt.p, diff)
+		}
+	}
+}
+
+func TestRunWritesProfile(t *testing.T) {
+	var out, prof bytes.Buffer
+	if err := run(context.Background(), &out, 5, 50, 1, 50, &prof); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	// A pprof profile is gzip-compressed protobuf.
+	if b := prof.Bytes(); len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("profile is not gzip data: %d bytes", len(b))
+	}
+}
