@@ -33,7 +33,9 @@ type Runtime interface {
 // SandboxManager manages pod sandboxes.
 type SandboxManager interface {
 	// RunPodSandbox creates and starts a sandbox (network namespace with pod
-	// networking, hostname, hosts and resolv.conf files) and returns its ID.
+	// networking, hostname, hosts and resolv.conf files; where the
+	// implementation supports them, the pod's IPC namespace and /dev/shm,
+	// its shared PID namespace and its pod-level cgroup) and returns its ID.
 	RunPodSandbox(ctx context.Context, cfg *PodSandboxConfig) (string, error)
 	// StopPodSandbox stops all containers of the sandbox (killing them at
 	// once) and tears down its network. It is idempotent.
@@ -41,7 +43,9 @@ type SandboxManager interface {
 	// RemovePodSandbox removes a sandbox and all its containers. Removing an
 	// unknown sandbox is not an error.
 	RemovePodSandbox(ctx context.Context, id string) error
-	// PodSandboxStatus reports one sandbox.
+	// PodSandboxStatus reports one sandbox. A sandbox that can no longer
+	// run containers (its namespaces did not survive a host reboot) is
+	// NotReady: the agent makes a new one.
 	PodSandboxStatus(ctx context.Context, id string) (*PodSandbox, error)
 	// ListPodSandboxes reports all sandboxes.
 	ListPodSandboxes(ctx context.Context) ([]*PodSandbox, error)

@@ -29,6 +29,56 @@ type PodSandboxConfig struct {
 	// LogDirectory holds the containers' log files. Empty means a directory
 	// chosen by the runtime.
 	LogDirectory string
+	// ShareProcessNamespace puts all the pod's containers in one PID
+	// namespace (pod.spec.shareProcessNamespace): they see each other's
+	// processes, and the sandbox's pause process is PID 1.
+	ShareProcessNamespace bool
+	// HostPID and HostIPC run the pod in the node's PID and IPC
+	// namespaces. Without HostIPC the pod's containers share one IPC
+	// namespace and one /dev/shm, as in Kubernetes.
+	HostPID bool
+	HostIPC bool
+	// QOSClass places the pod's cgroup as the kubelet does
+	// (kubepods/pod<uid>, kubepods/burstable/pod<uid> or
+	// kubepods/besteffort/pod<uid>); empty derives it from Resources.
+	QOSClass QOSClass
+	// Resources are the pod's totals (the sums over its containers, as
+	// the kubelet computes them), enforced on the pod-level cgroup that
+	// holds the containers' cgroups. Zero fields mean no pod-level limit.
+	Resources Resources
+}
+
+// QOSClass is a pod's quality of service class.
+type QOSClass string
+
+// Quality of service classes.
+const (
+	QOSGuaranteed QOSClass = "Guaranteed"
+	QOSBurstable  QOSClass = "Burstable"
+	QOSBestEffort QOSClass = "BestEffort"
+)
+
+// ProfileType selects a seccomp or AppArmor profile, as
+// securityContext.seccompProfile.type and appArmorProfile.type do.
+type ProfileType string
+
+// Profile types. The zero ProfileType means "not set".
+const (
+	// ProfileUnconfined runs without a profile.
+	ProfileUnconfined ProfileType = "Unconfined"
+	// ProfileRuntimeDefault is the runtime's default profile.
+	ProfileRuntimeDefault ProfileType = "RuntimeDefault"
+	// ProfileLocalhost is a profile the node provides (LocalhostProfile).
+	ProfileLocalhost ProfileType = "Localhost"
+)
+
+// SecurityProfile is a seccomp or AppArmor profile choice.
+type SecurityProfile struct {
+	Type ProfileType
+	// LocalhostProfile names the profile for ProfileLocalhost: for
+	// seccomp a JSON file relative to the runtime's seccomp profile
+	// directory, for AppArmor a profile loaded on the node.
+	LocalhostProfile string
 }
 
 // Protocol is a transport protocol of a port mapping.
@@ -80,6 +130,9 @@ type PodSandbox struct {
 	IP string
 	// NetNSPath is the network namespace file (empty for host network).
 	NetNSPath string
+	// CgroupPath is the pod-level cgroup (relative to the cgroup
+	// hierarchies' root) when the runtime makes one.
+	CgroupPath string
 }
 
 // EnvVar is one environment variable.
@@ -114,6 +167,20 @@ type SecurityContext struct {
 	AddCapabilities        []string
 	DropCapabilities       []string
 	ReadOnlyRootFilesystem bool
+	// SupplementalGroups are added to the process's groups (the pod's
+	// supplementalGroups and fsGroup, set by the node agent).
+	SupplementalGroups []int64
+	// Seccomp is the container's seccomp profile; unset means the
+	// runtime's default choice (Unconfined, as the kubelet without
+	// --seccomp-default). Privileged containers run unconfined.
+	Seccomp SecurityProfile
+	// AppArmor is the container's AppArmor profile; it needs a kernel
+	// with AppArmor enabled.
+	AppArmor SecurityProfile
+	// SELinuxLabel is the process label "user:role:type:level" from
+	// seLinuxOptions (empty: the runtime's default); it matters only where
+	// SELinux is enabled.
+	SELinuxLabel string
 }
 
 // Resources are a container's limits and requests as the kernel sees them.

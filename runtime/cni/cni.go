@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	gocni "github.com/containerd/go-cni"
+	"github.com/containernetworking/cni/libcni"
 
 	"github.com/tugboatdev/tugboat/runtime"
 )
@@ -185,6 +186,29 @@ func (n *Network) Setup(ctx context.Context, id, netnsPath string, ports []runti
 func (n *Network) Teardown(ctx context.Context, id, netnsPath string, ports []runtime.PortMapping) error {
 	c, opts := n.pick(ports)
 	if err := c.Remove(ctx, id, netnsPath, opts...); err != nil {
+		return fmt.Errorf("cni: teardown %s: %w", id, err)
+	}
+	return nil
+}
+
+// TeardownCached detaches a sandbox with the configuration (and port
+// mappings) libcni cached when the sandbox was attached, as a node must
+// after a reboot or a change of its network configuration; without a
+// cached configuration it is Teardown. It works when the namespace is
+// already gone: the plugins then only release what they hold on the node
+// (the IP, the veth's host side, port mappings).
+func (n *Network) TeardownCached(ctx context.Context, id, netnsPath string, ports []runtime.PortMapping) error {
+	lib := libcni.NewCNIConfigWithCacheDir(n.cfg.PluginDirs, "", nil)
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: gocni.DefaultPrefix + "0"}
+	data, cachedRt, err := lib.GetNetworkListCachedConfig(&libcni.NetworkConfigList{Name: n.cfg.Name}, rt)
+	if err != nil || data == nil {
+		return n.Teardown(ctx, id, netnsPath, ports)
+	}
+	list, err := libcni.ConfListFromBytes(data)
+	if err != nil {
+		return fmt.Errorf("cni: teardown %s: cached configuration: %w", id, err)
+	}
+	if err := lib.DelNetworkList(ctx, list, cachedRt); err != nil {
 		return fmt.Errorf("cni: teardown %s: %w", id, err)
 	}
 	return nil

@@ -21,21 +21,27 @@ func NewNetNS(path string) error {
 		return fmt.Errorf("netns: %w", err)
 	}
 	f.Close()
+	orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("netns: %w", err)
+	}
+	defer orig.Close()
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is never unlocked: it ends with the goroutine, taking
-		// the new namespace membership with it.
 		goruntime.LockOSThread()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			goruntime.UnlockOSThread()
 			errc <- fmt.Errorf("netns: unshare: %w", err)
 			return
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("netns: bind mount: %w", err)
-			return
+		err := unix.Mount(src, path, "none", unix.MS_BIND, "")
+		if err != nil {
+			err = fmt.Errorf("netns: bind mount: %w", err)
 		}
-		errc <- nil
+		restoreThread(orig, unix.CLONE_NEWNET)
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		os.Remove(path)
@@ -64,18 +70,35 @@ func Do(path string, fn func() error) error {
 		return fmt.Errorf("netns: %w", err)
 	}
 	defer target.Close()
+	orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return fmt.Errorf("netns: %w", err)
+	}
+	defer orig.Close()
 	errc := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
-		// Never unlocked: after Setns the thread must not serve other
-		// goroutines; it exits with this goroutine.
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			goruntime.UnlockOSThread()
 			errc <- fmt.Errorf("netns: setns: %w", err)
 			return
 		}
-		errc <- fn()
+		err := fn()
+		restoreThread(orig, unix.CLONE_NEWNET)
+		errc <- err
 	}()
 	return <-errc
+}
+
+// restoreThread moves the locked calling thread back to the namespace orig
+// and unlocks it. If that fails the thread stays locked and ends with its
+// goroutine. Either way no other goroutine runs in the namespace the
+// thread visited, and the thread does not keep that namespace alive (had
+// it been left locked, a main thread, which Go never ends, would have).
+func restoreThread(orig *os.File, nstype int) {
+	if unix.Setns(int(orig.Fd()), nstype) == nil {
+		goruntime.UnlockOSThread()
+	}
 }
 
 // LoopbackUp brings up the loopback interface of the network namespace at

@@ -3,7 +3,11 @@ package containerd
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +15,9 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"golang.org/x/sys/unix"
+
+	"github.com/tugboatdev/tugboat/internal/testenv"
 
 	"github.com/tugboatdev/tugboat/runtime"
 )
@@ -34,11 +41,14 @@ func percentiles(b *testing.B, prefix string, ds []time.Duration) {
 // container, image present): create→running and stop→removed.
 func BenchmarkPodLifecycle(b *testing.B) {
 	network := newTestNetwork(b)
-	r := newTestRuntime(b, testOpts{network: network})
+	acct := newCPUAccount(b)
+	r := newTestRuntime(b, testOpts{network: network, cgroupParent: acct.dir + "/pods"})
 	ctx := context.Background()
 	var start, stop []time.Duration
+	var startCPU time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
+		acct.reset()
 		t0 := time.Now()
 		sb, err := r.RunPodSandbox(ctx, &runtime.PodSandboxConfig{Name: fmt.Sprintf("bench-%d", i), Namespace: "bench", UID: fmt.Sprint(i)})
 		if err != nil {
@@ -52,6 +62,7 @@ func BenchmarkPodLifecycle(b *testing.B) {
 			b.Fatal(err)
 		}
 		start = append(start, time.Since(t0))
+		startCPU += acct.usage()
 		t1 := time.Now()
 		if err := r.StopPodSandbox(ctx, sb); err != nil {
 			b.Fatal(err)
@@ -64,39 +75,69 @@ func BenchmarkPodLifecycle(b *testing.B) {
 	b.StopTimer()
 	percentiles(b, "start", start)
 	percentiles(b, "stop", stop)
+	// CPU time of a start without concurrency (all processes involved):
+	// the floor of what 100 concurrent starts cost on the node's cores.
+	b.ReportMetric(float64(startCPU.Microseconds())/1000/float64(len(start)), "start-cpu-ms/pod")
 }
 
 // BenchmarkConcurrentPodStart100 starts 100 pods at once and measures the
 // wall time until all containers run (then removes them, untimed).
 func BenchmarkConcurrentPodStart100(b *testing.B) {
-	network := newTestNetwork(b)
-	r := newTestRuntime(b, testOpts{network: network})
+	for _, v := range []struct {
+		name    string
+		opts    testOpts
+		hostIPC bool
+	}{
+		{"pod", testOpts{}, false},
+		{"bounded=8", testOpts{startConcurrency: 8}, false},
+		{"hostIPC", testOpts{}, true},
+		{"shimgroups=4", testOpts{shimGroups: 4}, false},
+	} {
+		b.Run(v.name, func(b *testing.B) { benchConcurrentPodStart(b, v.opts, v.hostIPC) })
+	}
+}
+
+func benchConcurrentPodStart(b *testing.B, o testOpts, hostIPC bool) {
+	o.network = newTestNetwork(b)
+	acct := newCPUAccount(b)
+	o.cgroupParent = acct.dir + "/pods"
+	r := newTestRuntime(b, o)
 	ctx := context.Background()
-	var walls []time.Duration
+	var walls, sandboxT, createT, startT, cpu []time.Duration
 	for b.Loop() {
+		acct.reset()
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		errs := make(chan error, 100)
 		sbs := make([]string, 100)
+		var phaseMu sync.Mutex
 		for i := range 100 {
 			wg.Go(func() {
-				sb, err := r.RunPodSandbox(ctx, &runtime.PodSandboxConfig{Name: fmt.Sprintf("c-%d", i), Namespace: "bench", UID: randHex(4)})
+				t1 := time.Now()
+				sb, err := r.RunPodSandbox(ctx, &runtime.PodSandboxConfig{Name: fmt.Sprintf("c-%d", i), Namespace: "bench", UID: randHex(4), HostIPC: hostIPC})
 				if err != nil {
 					errs <- err
 					return
 				}
 				sbs[i] = sb
+				t2 := time.Now()
 				id, err := r.CreateContainer(ctx, sb, &runtime.ContainerConfig{Name: "c", Image: busyboxRef, Command: []string{"sleep", "1000"}})
+				t3 := time.Now()
 				if err == nil {
 					err = r.StartContainer(ctx, id)
 				}
 				if err != nil {
 					errs <- err
 				}
+				t4 := time.Now()
+				phaseMu.Lock()
+				sandboxT, createT, startT = append(sandboxT, t2.Sub(t1)), append(createT, t3.Sub(t2)), append(startT, t4.Sub(t3))
+				phaseMu.Unlock()
 			})
 		}
 		wg.Wait()
 		walls = append(walls, time.Since(t0))
+		cpu = append(cpu, acct.usage())
 		close(errs)
 		for err := range errs {
 			b.Fatal(err)
@@ -114,6 +155,14 @@ func BenchmarkConcurrentPodStart100(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(walls[0].Milliseconds()), "wall-ms/100pods")
+	// CPU time of everything the start took (this process, containerd,
+	// shims, runc, CNI plugins, the containers), which unlike the wall time
+	// does not depend on what else the shared machine runs.
+	b.ReportMetric(float64(cpu[0].Milliseconds())/100, "cpu-ms/pod")
+	// Where the time goes under concurrency: each phase's median.
+	percentiles(b, "sandbox", sandboxT)
+	percentiles(b, "create", createT)
+	percentiles(b, "start", startT)
 }
 
 // BenchmarkBareContainerd is the reference: containerd's client alone
@@ -157,3 +206,60 @@ func BenchmarkBareContainerd(b *testing.B) {
 	}
 	percentiles(b, "cycle", cycle)
 }
+
+// cpuAccount measures the CPU time of this process and all it starts:
+// the process moves into a fresh cpuacct (v1) cgroup that its children
+// (containerd, shims, runc, CNI plugins) inherit, and the containers'
+// cgroups are made below it.
+type cpuAccount struct {
+	dir  string // cgroup path, relative to the hierarchy root
+	base time.Duration
+}
+
+func newCPUAccount(b *testing.B) *cpuAccount {
+	root := "/sys/fs/cgroup/cpuacct"
+	_, err := os.Stat(filepath.Join(root, "cpuacct.usage"))
+	testenv.Need(b, err == nil, "cgroup v1 cpuacct hierarchy at "+root)
+	a := &cpuAccount{dir: "/tbbench-" + randHex(4)}
+	if err := os.Mkdir(root+a.dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	old, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		b.Fatal(err)
+	}
+	prev := "/"
+	for _, line := range strings.Split(string(old), "\n") {
+		if f := strings.SplitN(line, ":", 3); len(f) == 3 && slices.Contains(strings.Split(f[1], ","), "cpuacct") {
+			prev = f[2]
+		}
+	}
+	// Registered first, so it runs last: after the runtime is destroyed.
+	b.Cleanup(func() {
+		_ = os.WriteFile(filepath.Join(root, prev, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644)
+		hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+		for _, h := range hier {
+			_ = unix.Rmdir(filepath.Join(h, a.dir, "pods"))
+			_ = unix.Rmdir(filepath.Join(h, a.dir))
+		}
+		if _, err := os.Stat(root + a.dir); err == nil {
+			b.Errorf("cgroup %s left behind", root+a.dir)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(root, a.dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+func (a *cpuAccount) read() time.Duration {
+	v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct", a.dir, "cpuacct.usage"))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+	return time.Duration(n)
+}
+
+func (a *cpuAccount) reset()               { a.base = a.read() }
+func (a *cpuAccount) usage() time.Duration { return a.read() - a.base }

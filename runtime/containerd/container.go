@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,10 +19,12 @@ import (
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/tugboatdev/tugboat/runtime"
@@ -43,6 +46,7 @@ type liveContainer struct {
 	exited  chan struct{}
 	tty     bool
 	logPath string
+	cgroup  string // the container's cgroup path
 
 	once sync.Once
 }
@@ -96,7 +100,7 @@ func (r *Runtime) fifoDir(id string) string { return filepath.Join(r.opts.DataDi
 
 // CreateContainer implements runtime.Runtime.
 func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *runtime.ContainerConfig) (string, error) {
-	ctx = r.nsctx(ctx)
+	ctx = leases.WithLease(r.nsctx(ctx), containerLease)
 	s, err := r.getSandbox(sandboxID)
 	if err != nil {
 		return "", err
@@ -107,22 +111,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if !ready {
 		return "", fmt.Errorf("containerd: sandbox %s is not ready: %w", sandboxID, runtime.ErrInvalid)
 	}
-	img, err := r.client.GetImage(ctx, normalizeRef(cfg.Image))
+	ii, err := r.imageInfo(ctx, cfg.Image)
 	if err != nil {
-		return "", wrapNotFound(err, "image", cfg.Image)
-	}
-	if ok, err := img.IsUnpacked(ctx, r.opts.Snapshotter); err == nil && !ok {
-		if err := img.Unpack(ctx, r.opts.Snapshotter); err != nil {
-			return "", fmt.Errorf("containerd: unpack %s: %w", cfg.Image, err)
-		}
-	}
-	imgSpec, err := img.Spec(ctx)
-	if err != nil {
-		return "", fmt.Errorf("containerd: image config of %s: %w", cfg.Image, err)
-	}
-	imgCfg, err := img.Config(ctx)
-	if err != nil {
-		return "", fmt.Errorf("containerd: image config of %s: %w", cfg.Image, err)
+		return "", err
 	}
 	id := newID()
 	logPath := cfg.LogPath
@@ -132,7 +123,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	labels := map[string]string{
 		labelSandbox: sandboxID, labelName: cfg.Name, labelAttempt: strconv.FormatUint(uint64(cfg.Attempt), 10),
 		labelLogPath: filepath.Join(s.LogDir, logPath), labelImage: cfg.Image,
-		labelImageID: imgCfg.Digest.String(),
+		labelImageID: ii.configDigest, labelCgroup: r.containerCgroup(s, id),
 	}
 	if cfg.Stdin {
 		labels[labelStdin] = "true"
@@ -143,14 +134,14 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	for k, v := range cfg.Annotations {
 		labels[labelAnno+k] = v
 	}
-	specOpts, err := r.specOpts(s, cfg, img, imgSpec.Config.Entrypoint, imgSpec.Config.Cmd, id)
+	specOpts, err := r.specOpts(s, cfg, ii, id)
 	if err != nil {
 		return "", err
 	}
 	_, err = r.client.NewContainer(ctx, id,
-		client.WithImage(img),
+		client.WithImage(ii.img),
 		client.WithSnapshotter(r.opts.Snapshotter),
-		client.WithNewSnapshot(id, img),
+		r.withNewSnapshot(id, ii),
 		client.WithNewSpec(specOpts...),
 		client.WithContainerLabels(labels),
 	)
@@ -162,15 +153,16 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 }
 
 // specOpts translates a container config into OCI spec options.
-func (r *Runtime) specOpts(s *sandbox, cfg *runtime.ContainerConfig, img client.Image, entrypoint, cmd []string, id string) ([]oci.SpecOpts, error) {
-	args := runtime.ResolveCommand(entrypoint, cmd, cfg.Command, cfg.Args)
+func (r *Runtime) specOpts(s *sandbox, cfg *runtime.ContainerConfig, ii *imageInfo, id string) ([]oci.SpecOpts, error) {
+	args := runtime.ResolveCommand(ii.entrypoint, ii.cmd, cfg.Command, cfg.Args)
 	if len(args) == 0 {
 		return nil, fmt.Errorf("containerd: container %s: no command and the image has no entrypoint or cmd: %w", cfg.Name, runtime.ErrInvalid)
 	}
 	opts := []oci.SpecOpts{
-		oci.WithImageConfig(img),
+		ii.withImageConfig(),
 		oci.WithProcessArgs(args...),
-		oci.WithCgroup(r.opts.CgroupParent + "/" + id),
+		oci.WithCgroup(r.containerCgroup(s, id)),
+		oci.WithAnnotations(map[string]string{shimGroupAnnotation: r.shimGroup(s.ID)}),
 	}
 	if !s.Config.HostNetwork {
 		opts = append(opts, oci.WithHostname(s.hostname()))
@@ -193,6 +185,11 @@ func (r *Runtime) specOpts(s *sandbox, cfg *runtime.ContainerConfig, img client.
 	} else {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNS}))
 	}
+	nsOpts, err := r.podNamespaceOpts(s)
+	if err != nil {
+		return nil, fmt.Errorf("containerd: container %s: %w", cfg.Name, err)
+	}
+	opts = append(opts, nsOpts...)
 	// The sandbox's files first, then the volumes (a volume may shadow them).
 	mounts := []specs.Mount{
 		{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(s.Dir, "hosts"), Options: []string{"rbind", "rprivate", "rw"}},
@@ -221,6 +218,17 @@ func (r *Runtime) specOpts(s *sandbox, cfg *runtime.ContainerConfig, img client.
 			return nil
 		})
 	}
+	if len(sec.SupplementalGroups) > 0 {
+		gids := sec.SupplementalGroups
+		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, sp *oci.Spec) error {
+			for _, g := range gids {
+				if !slices.Contains(sp.Process.User.AdditionalGids, uint32(g)) {
+					sp.Process.User.AdditionalGids = append(sp.Process.User.AdditionalGids, uint32(g))
+				}
+			}
+			return nil
+		})
+	}
 	if sec.Privileged {
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices, oci.WithWriteableSysfs, oci.WithWriteableCgroupfs)
 	} else {
@@ -238,6 +246,12 @@ func (r *Runtime) specOpts(s *sandbox, cfg *runtime.ContainerConfig, img client.
 	if sec.ReadOnlyRootFilesystem {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
+	// After the capabilities: the default seccomp profile depends on them.
+	profOpts, err := r.securityProfileOpts(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("containerd: container %s: %w", cfg.Name, err)
+	}
+	opts = append(opts, profOpts...)
 	res := cfg.Resources
 	if res.MemoryLimitBytes > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(res.MemoryLimitBytes)))
@@ -251,6 +265,25 @@ func (r *Runtime) specOpts(s *sandbox, cfg *runtime.ContainerConfig, img client.
 		opts = append(opts, oci.WithCPUShares(max(shares, 2)))
 	}
 	return opts, nil
+}
+
+// ReasonUnknown is the exit reason of a container whose task vanished
+// (as after a host reboot), as the CRI plugin reports it.
+const ReasonUnknown = "Unknown"
+
+// shimGroupAnnotation makes containerd's runc v2 shim serve every
+// container carrying the same value from one shim process.
+const shimGroupAnnotation = "io.containerd.runc.v2.group"
+
+// shimGroup names the shim a sandbox's containers share: the sandbox's own
+// (as the CRI plugin does) or one of Options.ShimGroups shared shims.
+func (r *Runtime) shimGroup(sandboxID string) string {
+	if r.opts.ShimGroups <= 0 {
+		return "tugboat-" + sandboxID
+	}
+	h := fnv.New32a()
+	h.Write([]byte(sandboxID))
+	return fmt.Sprintf("tugboat-%s-shim-%d", r.ns, h.Sum32()%uint32(r.opts.ShimGroups))
 }
 
 // capNames turns Kubernetes capability names (NET_ADMIN) into OCI ones
@@ -342,16 +375,18 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return wrapNotFound(err, "container", id)
 	}
-	labels, err := c.Labels(ctx)
+	// One metadata read: LoadContainer's record serves labels and spec.
+	info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
 	if err != nil {
 		return wrapNotFound(err, "container", id)
 	}
-	if _, err := c.Task(ctx, nil); err == nil || labels[labelExit] != "" {
+	labels := info.Labels
+	if labels[labelExit] != "" {
 		return fmt.Errorf("containerd: container %s was already started: %w", id, runtime.ErrInvalid)
 	}
-	spec, err := c.Spec(ctx)
-	if err != nil {
-		return fmt.Errorf("containerd: %w", err)
+	var spec oci.Spec
+	if err := typeurl.UnmarshalTo(info.Spec, &spec); err != nil || spec.Process == nil {
+		return fmt.Errorf("containerd: spec of %s: %w", id, errors.Join(err, errors.New("no process")))
 	}
 	lc, err := r.newLive(id, labels, spec.Process.Terminal)
 	if err != nil {
@@ -367,12 +402,22 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 		lc.closeLog()
 		return fmt.Errorf("containerd: %w", err)
 	}
+	release, err := acquire(ctx, r.taskSlots)
+	if err != nil {
+		lc.closeLog()
+		_ = os.RemoveAll(r.fifoDir(id))
+		return fmt.Errorf("containerd: start %s: %w", id, err)
+	}
+	defer release()
 	task, err := c.NewTask(ctx, func(string) (cio.IO, error) {
 		return cio.NewAttach(lc.streams()...)(fifos)
 	})
 	if err != nil {
 		lc.closeLog()
 		_ = os.RemoveAll(r.fifoDir(id))
+		if errdefs.IsAlreadyExists(err) {
+			return fmt.Errorf("containerd: container %s was already started: %w", id, runtime.ErrInvalid)
+		}
 		return fmt.Errorf("containerd: start %s: %w", id, err)
 	}
 	lc.io = task.IO()
@@ -406,7 +451,10 @@ func (r *Runtime) newLive(id string, labels map[string]string, tty bool) (*liveC
 	if err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
-	lc := &liveContainer{id: id, log: w, stdout: w.Stream(crilog.Stdout), stderr: w.Stream(crilog.Stderr), exited: make(chan struct{}), tty: tty, logPath: labels[labelLogPath]}
+	lc := &liveContainer{id: id, log: w, stdout: w.Stream(crilog.Stdout), stderr: w.Stream(crilog.Stderr), exited: make(chan struct{}), tty: tty, logPath: labels[labelLogPath], cgroup: labels[labelCgroup]}
+	if lc.cgroup == "" {
+		lc.cgroup = r.opts.CgroupParent + "/" + id
+	}
 	lc.outFan, lc.errFan = &fanout{base: lc.stdout}, &fanout{base: lc.stderr}
 	if labels[labelStdin] == "true" {
 		lc.stdinR, lc.stdin = io.Pipe()
@@ -500,16 +548,16 @@ func (r *Runtime) finish(lc *liveContainer, sandboxID string, st client.ExitStat
 	}
 	lc.closeLog()
 	code := int32(st.ExitCode())
-	if code == 128+int32(syscall.SIGKILL) && r.cgroupOOMKilled(lc.id) {
+	if code == 128+int32(syscall.SIGKILL) && cgroupOOMKilled(lc.cgroup) {
 		r.markOOM(r.bg, lc.id)
 	}
 	r.events.Publish(runtime.ContainerEvent{Type: runtime.EventExited, ContainerID: lc.id, SandboxID: sandboxID, Time: st.ExitTime(), ExitCode: code})
 	close(lc.exited)
 }
 
-// cgroupOOMKilled reads the container's memory cgroup (v1) OOM kill count.
-func (r *Runtime) cgroupOOMKilled(id string) bool {
-	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", r.opts.CgroupParent, id, "memory.oom_control"))
+// cgroupOOMKilled reads a container's memory cgroup (v1) OOM kill count.
+func cgroupOOMKilled(cgroup string) bool {
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", cgroup, "memory.oom_control"))
 	if err != nil {
 		return false
 	}
@@ -588,7 +636,8 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 
 // RemoveContainer implements runtime.Runtime.
 func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
-	ctx = r.nsctx(ctx)
+	// With the lease, removing the snapshot also drops its reference.
+	ctx = leases.WithLease(r.nsctx(ctx), containerLease)
 	c, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -650,6 +699,21 @@ func (r *Runtime) status(rec containers.Container, proc *tasktypes.Process) *run
 	switch {
 	case proc == nil && l[labelExit] != "":
 		st.State, st.ExitCode, st.Reason = runtime.ContainerExited, atoi32(l[labelExit]), runtime.ReasonCompleted
+		st.FinishedAt = rec.UpdatedAt
+		if t, err := time.Parse(time.RFC3339Nano, l[labelFinished]); err == nil {
+			// A started container whose task was deleted after its exit.
+			st.FinishedAt = t
+			switch {
+			case l[labelOOM] == "true":
+				st.Reason = runtime.ReasonOOMKilled
+			case st.ExitCode != 0:
+				st.Reason = runtime.ReasonError
+			}
+		}
+	case proc == nil && !st.StartedAt.IsZero():
+		// Started, but its task is gone (containerd lost it, as after a
+		// host reboot): it is not running any more.
+		st.State, st.ExitCode, st.Reason = runtime.ContainerExited, 255, ReasonUnknown
 		st.FinishedAt = rec.UpdatedAt
 	case proc == nil:
 	case proc.Status == tasktypes.Status_RUNNING || proc.Status == tasktypes.Status_PAUSED || proc.Status == tasktypes.Status_PAUSING:

@@ -242,7 +242,8 @@ func TestResourcesAndSecurity(t *testing.T) {
 		"memory/memory.limit_in_bytes": "67108864",
 	} {
 		ctl, name := filepath.Split(file)
-		got, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctl, r.opts.CgroupParent, id, name))
+		sb, _ := r.getSandbox(mustSandbox(t, r))
+		got, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctl, sb.Cgroup, id, name))
 		if err != nil || strings.TrimSpace(string(got)) != want {
 			t.Errorf("cgroup %s = %q, %v; want %s", file, got, err, want)
 		}

@@ -8,9 +8,29 @@
 // daemon dies it is restarted; containers keep running in their shims.
 //
 // A pod sandbox is a network namespace (bind-mounted under DataDir/netns)
-// attached to the pod network by runtime/cni, plus the pod's hostname,
-// /etc/hosts and /etc/resolv.conf files that every container of the pod
-// mounts; there is no pause container. Containers run from overlayfs
+// attached to the pod network by runtime/cni, an IPC namespace
+// (bind-mounted under DataDir/ipcns) and a 64 MiB /dev/shm tmpfs that all
+// the pod's containers share, a pod-level cgroup
+// (CgroupParent/kubepods[/burstable|/besteffort]/pod<uid>, as the kubelet
+// lays it out) limited to the pod's totals, with the containers' cgroups
+// nested in it, plus the pod's hostname, /etc/hosts and /etc/resolv.conf
+// files that every container mounts. There is no pause container: a pod
+// gets a pause process only with shareProcessNamespace, as PID 1 of the
+// PID namespace its containers then share (an 8 KiB static program, see
+// runtime/internal/pause, started directly, not through containerd).
+// hostNetwork, hostPID and hostIPC use the node's namespaces.
+//
+// Seccomp: RuntimeDefault is containerd's default profile
+// (contrib/seccomp), Localhost a JSON profile under
+// Options.SeccompProfileRoot, Unconfined (the default unless
+// Options.SeccompDefault) none. AppArmor profiles apply where the kernel
+// has AppArmor enabled; elsewhere RuntimeDefault has nothing to apply and
+// Localhost is refused.
+//
+// When the runtime starts, a sandbox whose namespaces or pause process did
+// not survive (a host reboot) is reported NotReady, its CNI attachment is
+// deleted with the configuration libcni cached and its containers are
+// reported exited, so that the node agent makes a new sandbox. Containers run from overlayfs
 // snapshots of their image with the Kubernetes command/args rules,
 // environment, working directory, user and group, capabilities, privileged
 // mode, read-only root, cgroup (v1) CPU and memory limits and the volume

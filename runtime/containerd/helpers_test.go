@@ -50,10 +50,15 @@ func randHex(n int) string {
 }
 
 type testOpts struct {
-	network   *cni.Network
-	dataDir   string
-	imagesDir string
-	nodeIP    string
+	network    *cni.Network
+	dataDir    string
+	imagesDir  string
+	nodeIP     string
+	shimGroups int
+	// cgroupParent overrides the containers' parent cgroup.
+	cgroupParent string
+	// startConcurrency is Options.StartConcurrency.
+	startConcurrency int
 }
 
 // newTestRuntime starts a runtime with a private containerd in a fresh
@@ -68,7 +73,7 @@ func newTestRuntime(t testing.TB, o testOpts) *Runtime {
 	}
 	ns := "tbtest-" + randHex(4)
 	ctx := context.Background()
-	r, err := New(ctx, Options{DataDir: dir, Namespace: ns, Network: o.network, Logger: testLogger(t), ImagesDir: o.imagesDir, NodeIP: o.nodeIP})
+	r, err := New(ctx, Options{DataDir: dir, Namespace: ns, Network: o.network, Logger: testLogger(t), ImagesDir: o.imagesDir, NodeIP: o.nodeIP, ShimGroups: o.shimGroups, CgroupParent: o.cgroupParent, StartConcurrency: o.startConcurrency})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -210,6 +210,7 @@ func (r *Runtime) RemoveImage(ctx context.Context, ref string) error {
 		if err != nil || rep.ID != im.ID {
 			continue
 		}
+		r.forgetImage(rec.Name)
 		if err := r.client.ImageService().Delete(ctx, rec.Name, images.SynchronousDelete()); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("containerd: remove image %s: %w", rec.Name, err)
 		}

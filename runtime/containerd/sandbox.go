@@ -31,10 +31,20 @@ type sandbox struct {
 	LogDir    string
 	// Networked records that CNI attached the sandbox (Teardown owed).
 	Networked bool
+	// IPCNS is the pod's IPC namespace (a bind mount) and Shm the
+	// directory of its /dev/shm tmpfs; both empty for hostIPC.
+	IPCNS string `json:",omitempty"`
+	Shm   string `json:",omitempty"`
+	// PausePID and PauseStart identify the pause process, PID 1 of the
+	// pod's shared PID namespace (shareProcessNamespace only).
+	PausePID   int    `json:",omitempty"`
+	PauseStart uint64 `json:",omitempty"`
+	// Cgroup is the pod-level cgroup holding the containers' cgroups.
+	Cgroup string `json:",omitempty"`
 }
 
 func (s *sandbox) report() *runtime.PodSandbox {
-	return &runtime.PodSandbox{ID: s.ID, Config: s.Config, State: s.State, CreatedAt: s.CreatedAt, IP: s.IP, NetNSPath: s.NetNS}
+	return &runtime.PodSandbox{ID: s.ID, Config: s.Config, State: s.State, CreatedAt: s.CreatedAt, IP: s.IP, NetNSPath: s.NetNS, CgroupPath: s.Cgroup}
 }
 
 func (r *Runtime) sandboxesDir() string { return filepath.Join(r.opts.DataDir, "sandboxes") }
@@ -64,9 +74,30 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 		if err != nil {
 			r.teardownSandbox(context.WithoutCancel(ctx), s)
 			_ = cni.DeleteNetNS(s.NetNS)
+			r.releasePodResources(s)
 			_ = os.RemoveAll(s.Dir)
 		}
 	}()
+	s.Cgroup = r.podCgroupPath(s)
+	if err := createPodCgroup(s.Cgroup, cfg.Resources); err != nil {
+		return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
+	}
+	if !cfg.HostIPC {
+		s.IPCNS = filepath.Join(r.opts.DataDir, "ipcns", s.ID)
+		if err := newIPCNS(s.IPCNS); err != nil {
+			s.IPCNS = ""
+			return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
+		}
+		s.Shm = filepath.Join(s.Dir, "shm")
+		if err := mountShm(s.Shm); err != nil {
+			return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
+		}
+	}
+	if cfg.ShareProcessNamespace && !cfg.HostPID {
+		if err := r.startPause(s); err != nil {
+			return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
+		}
+	}
 	if cfg.HostNetwork {
 		s.IP = r.opts.NodeIP
 	} else {
@@ -75,8 +106,13 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 			return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
 		}
 		if r.opts.Network != nil {
+			release, err := acquire(ctx, r.cniSlots)
+			if err != nil {
+				return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
+			}
 			s.Networked = true
 			ip, err := r.opts.Network.Setup(ctx, s.ID, s.NetNS, cfg.PortMappings)
+			release()
 			if err != nil {
 				return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
 			}
@@ -205,6 +241,7 @@ func (r *Runtime) StopPodSandbox(ctx context.Context, id string) error {
 	r.mu.Lock()
 	s.State = runtime.SandboxNotReady
 	r.mu.Unlock()
+	r.stopPause(s)
 	errs = append(errs, r.teardownSandbox(ctx, s), r.save(s))
 	return errors.Join(errs...)
 }
@@ -237,6 +274,9 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	if err := cni.DeleteNetNS(s.NetNS); err != nil && s.NetNS != "" {
 		return fmt.Errorf("containerd: sandbox %s: %w", id, err)
 	}
+	if err := r.releasePodResources(s); err != nil {
+		return fmt.Errorf("containerd: sandbox %s: %w", id, err)
+	}
 	if err := os.RemoveAll(s.Dir); err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
@@ -267,6 +307,23 @@ func (r *Runtime) ListPodSandboxes(context.Context) ([]*runtime.PodSandbox, erro
 	}
 	slices.SortFunc(out, func(a, b *runtime.PodSandbox) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
+}
+
+// releasePodResources removes the sandbox's IPC namespace, /dev/shm and,
+// unless another sandbox of the same pod still uses it, the pod cgroup.
+func (r *Runtime) releasePodResources(s *sandbox) error {
+	r.stopPause(s)
+	r.mu.Lock()
+	shared := false
+	for _, o := range r.sandboxes {
+		shared = shared || (o.ID != s.ID && o.Cgroup == s.Cgroup)
+	}
+	r.mu.Unlock()
+	errs := []error{unmountAndRemove(s.IPCNS), unmountAndRemove(s.Shm)}
+	if !shared && s.Cgroup != "" {
+		errs = append(errs, removeCgroupTree(s.Cgroup))
+	}
+	return errors.Join(errs...)
 }
 
 // loadSandboxes reads the sandboxes a previous Runtime persisted.

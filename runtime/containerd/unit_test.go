@@ -1,6 +1,8 @@
 package containerd
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,5 +94,32 @@ func TestSpecMount(t *testing.T) {
 func TestCapNames(t *testing.T) {
 	if diff := cmp.Diff([]string{"CAP_NET_ADMIN", "CAP_SYS_TIME", "CAP_ALL"}, capNames([]string{"NET_ADMIN", "cap_sys_time", "ALL"})); diff != "" {
 		t.Error(diff)
+	}
+}
+
+func TestAcquire(t *testing.T) {
+	release, err := acquire(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release() // unbounded: no-op
+	slots := make(chan struct{}, 1)
+	release, err = acquire(context.Background(), slots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := acquire(ctx, slots); !errors.Is(err, context.Canceled) {
+		t.Errorf("acquire of a full pool with a cancelled context = %v, want context.Canceled", err)
+	}
+	release()
+	release, err = acquire(context.Background(), slots)
+	if err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+	release()
+	if len(slots) != 0 {
+		t.Errorf("slots held after release: %d", len(slots))
 	}
 }

@@ -27,31 +27,9 @@ func defaultPlatform() platforms.MatchComparer { return platforms.Default() }
 func isNotFound(err error) bool { return errors.Is(err, runtime.ErrNotFound) }
 
 // removeCgroupParent removes the (empty) parent cgroup of the runtime's
-// containers from every hierarchy.
-func removeCgroupParent(parent string) error {
-	if parent == "" || parent == "/" {
-		return nil
-	}
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
-	roots = append(roots, "/sys/fs/cgroup")
-	var errs []error
-	for _, root := range roots {
-		dir := filepath.Join(root, parent)
-		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
-			continue
-		}
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if e.IsDir() {
-				_ = unix.Rmdir(filepath.Join(dir, e.Name()))
-			}
-		}
-		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("containerd: remove cgroup %s: %w", dir, err))
-		}
-	}
-	return errors.Join(errs...)
-}
+// pods and containers, with the pod and QoS cgroups below it, from every
+// hierarchy.
+func removeCgroupParent(parent string) error { return removeCgroupTree(parent) }
 
 // unmountUnder detaches every mount below dir, deepest first.
 func unmountUnder(dir string) error {
@@ -84,10 +62,15 @@ func unmountUnder(dir string) error {
 
 // readopt loads persisted sandboxes and re-attaches to running containers:
 // their output goes to their log files again and their exits are watched.
-func (r *Runtime) readopt(ctx context.Context) error {
+func (r *Runtime) readopt(ctx context.Context) (err error) {
 	if err := r.loadSandboxes(); err != nil {
 		return err
 	}
+	defer func() {
+		if err == nil {
+			r.recoverSandboxes(ctx)
+		}
+	}()
 	cs, err := r.client.Containers(ctx)
 	if err != nil {
 		return fmt.Errorf("containerd: list containers: %w", err)
