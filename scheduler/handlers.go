@@ -140,10 +140,28 @@ func (c *cluster) DeletePod(ctx context.Context, victim, preemptor *v1.Pod) erro
 	return nil
 }
 
-// Bind writes spec.nodeName with an update that must match the pod's
+// Bind binds through the store's [store.Binder] when it has one, else it
+// writes spec.nodeName with an update that must match the pod's
 // resourceVersion; on a conflict it re-reads the pod and retries unless
 // the pod was bound meanwhile.
 func (c *cluster) Bind(ctx context.Context, pod *v1.Pod, node string) error {
+	if b, ok := c.s.st.(store.Binder); ok {
+		// One write, as the pods/binding subresource: spec.nodeName and
+		// PodScheduled together, refused if the pod was bound or replaced.
+		err := b.Bind(ctx, &v1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+			Target:     v1.ObjectReference{Kind: "Node", Name: node},
+		}, metav1.CreateOptions{})
+		if apierrors.IsConflict(err) {
+			if cur, gerr := store.Get[*v1.Pod](ctx, c.s.st, pod.Namespace, pod.Name); gerr == nil && cur.UID == pod.UID && cur.Spec.NodeName == node {
+				return nil
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("bind %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
+		}
+		return nil
+	}
 	// The pod is shared with the informer: copy what a write may touch
 	// (the metadata) and the spec's top level, but share the containers
 	// and the status, which the store only reads.
