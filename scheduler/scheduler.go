@@ -20,6 +20,7 @@ import (
 	"github.com/tugboatdev/tugboat/scheduler/framework"
 	"github.com/tugboatdev/tugboat/scheduler/queue"
 	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/informer"
 )
 
 // Scheduler places the pending pods that name it on nodes. It reads nodes,
@@ -54,8 +55,8 @@ type Scheduler struct {
 	// events maps aggregated FailedScheduling events to their names; only
 	// the writer goroutine uses it.
 	events   map[eventKey]string
-	informer []*informer
-	stats    stats
+	informers []*informer.Informer
+	stats     stats
 }
 
 type stats struct {
@@ -238,24 +239,25 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer s.queue.Close()
-	start := func(res schema.GroupResource, h handler) *informer {
+	start := func(res schema.GroupResource, h handler) *informer.Informer {
 		if s.st.Registry().ForResource(res) == nil {
 			s.log.Warn("resource not served by the store; scheduler runs without it", "resource", res.String())
 			return nil
 		}
-		in := newInformer(s.st, res, h, s.log)
-		s.informer = append(s.informer, in)
+		in := informer.New(s.st, res, s.log)
+		in.AddHandler(informer.Handler{OnAdd: h.add, OnUpdate: h.update, OnDelete: h.delete})
+		s.informers = append(s.informers, in)
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = in.run(ctx) }()
+		go func() { defer wg.Done(); _ = in.Run(ctx) }()
 		return in
 	}
-	wait := func(ins ...*informer) error {
+	wait := func(ins ...*informer.Informer) error {
 		for _, in := range ins {
 			if in == nil {
 				continue
 			}
 			select {
-			case <-in.synced:
+			case <-in.Synced():
 			case <-ctx.Done():
 				return nil
 			}
@@ -263,7 +265,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return nil
 	}
 	// Objects the pods depend on first, then nodes, then pods.
-	first := []*informer{
+	first := []*informer.Informer{
 		start(schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"}, s.objs.priorityHandler()),
 		start(schema.GroupResource{Resource: "namespaces"}, s.objs.namespaceHandler(s.queue)),
 		start(schema.GroupResource{Group: "policy", Resource: "poddisruptionbudgets"}, s.objs.pdbHandler()),

@@ -34,14 +34,36 @@ const pageSize = 5000
 // IndexFunc returns the index values of an object, for [Informer.AddIndex].
 type IndexFunc func(obj runtime.Object) []string
 
-// Standard index names every informer carries.
+// Names of the standard indexes; [New] adds none, so an informer pays
+// only for the indexes its user asks for with [Informer.AddIndex].
 const (
-	// IndexNamespace indexes objects by metadata.namespace.
+	// IndexNamespace indexes objects by metadata.namespace ([ByNamespace]).
 	IndexNamespace = "namespace"
 	// IndexControllerUID indexes objects by the UID of their controller
-	// owner reference.
+	// owner reference ([ByControllerUID]).
 	IndexControllerUID = "controller-uid"
 )
+
+// ByNamespace is the [IndexNamespace] index function.
+func ByNamespace(o runtime.Object) []string {
+	acc, err := meta.Accessor(o)
+	if err != nil {
+		return nil
+	}
+	return []string{acc.GetNamespace()}
+}
+
+// ByControllerUID is the [IndexControllerUID] index function.
+func ByControllerUID(o runtime.Object) []string {
+	acc, err := meta.Accessor(o)
+	if err != nil {
+		return nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(acc); ref != nil {
+		return []string{string(ref.UID)}
+	}
+	return nil
+}
 
 // Handler receives an informer's changes. Any of the functions may be nil.
 // Objects are shared with the cache: never modify them.
@@ -82,23 +104,6 @@ func New(s store.Interface, gr schema.GroupResource, log *slog.Logger) *Informer
 		items: map[string]runtime.Object{}, indexers: map[string]IndexFunc{},
 		indices: map[string]map[string]map[string]struct{}{}, synced: make(chan struct{}),
 	}
-	inf.AddIndex(IndexNamespace, func(o runtime.Object) []string {
-		acc, err := meta.Accessor(o)
-		if err != nil {
-			return nil
-		}
-		return []string{acc.GetNamespace()}
-	})
-	inf.AddIndex(IndexControllerUID, func(o runtime.Object) []string {
-		acc, err := meta.Accessor(o)
-		if err != nil {
-			return nil
-		}
-		if ref := metav1.GetControllerOfNoCopy(acc); ref != nil {
-			return []string{string(ref.UID)}
-		}
-		return nil
-	})
 	return inf
 }
 
@@ -157,14 +162,22 @@ func (i *Informer) Get(namespace, name string) (runtime.Object, bool) {
 func (i *Informer) List(namespace string, sel labels.Selector) []runtime.Object {
 	i.mu.RLock()
 	var out []runtime.Object
-	if namespace == "" {
+	byNS, indexed := i.indices[IndexNamespace]
+	switch {
+	case namespace == "":
 		out = make([]runtime.Object, 0, len(i.items))
 		for _, o := range i.items {
 			out = append(out, o)
 		}
-	} else {
-		for k := range i.indices[IndexNamespace][namespace] {
+	case indexed:
+		for k := range byNS[namespace] {
 			out = append(out, i.items[k])
+		}
+	default:
+		for k, o := range i.items {
+			if ns, _ := SplitKey(k); ns == namespace {
+				out = append(out, o)
+			}
 		}
 	}
 	i.mu.RUnlock()

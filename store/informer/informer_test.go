@@ -114,6 +114,7 @@ func TestListWatchIndexAndRelistOn410(t *testing.T) {
 		}
 	}
 	inf := informer.New(gs, configmaps, nil)
+	inf.AddIndex(informer.IndexNamespace, informer.ByNamespace)
 	inf.AddIndex("app", func(o runtime.Object) []string { return []string{o.(*corev1.ConfigMap).Labels["app"]} })
 	var rec recorded
 	inf.AddHandler(informer.Handler{
@@ -203,7 +204,7 @@ func TestPagedList(t *testing.T) {
 	inf := informer.New(gs, configmaps, nil)
 	go inf.Run(ctx)
 	<-inf.Synced()
-	if got := len(inf.List("default", nil)); got != n {
+	if got := len(inf.List("default", nil)); got != n { // no namespace index: a scan
 		t.Fatalf("cached %d, want %d", got, n)
 	}
 	gs.mu.Lock()
