@@ -171,6 +171,14 @@ func (s *Store) flushLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// Refuse new transactions first (they are sequenced under
+			// seqMu), then fail what is queued: nothing waits forever for
+			// a log that is no longer written.
+			s.seqMu.Lock()
+			if s.failed == nil {
+				s.failed = fmt.Errorf("store closed: %w", ctx.Err())
+			}
+			s.seqMu.Unlock()
 			s.drain(ctx.Err())
 			return
 		case <-s.qReady:

@@ -625,3 +625,29 @@ func TestAdmissionDefaults(t *testing.T) {
 		t.Errorf("statefulset mounting its claim template: %v", err)
 	}
 }
+
+// TestWriteAfterCloseFails checks that a write racing with Close (such as
+// the garbage collector's) fails instead of waiting for a log that is no
+// longer written.
+func TestWriteAfterCloseFails(t *testing.T) {
+	s, err := store.Open(context.Background(), store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := store.Create(context.Background(), s, cm("default", "late"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "store closed") {
+			t.Errorf("create after Close: %v, want a store-closed error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a create after Close hangs")
+	}
+}

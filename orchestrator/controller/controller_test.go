@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -13,12 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/watch"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/tugboatdev/tugboat/store"
@@ -123,139 +118,38 @@ func TestQueueBackoff(t *testing.T) {
 	}
 }
 
-// gatedStore makes the next Watch wait for a gate and then fail with 410
-// Expired, to test the informer's re-list.
-type gatedStore struct {
-	store.Interface
-	mu      sync.Mutex
-	gate    chan struct{}
-	expire  bool
-	watches []watch.Interface
-}
-
-func (g *gatedStore) Watch(ctx context.Context, res schema.GroupResource, ns string, opts metav1.ListOptions) (watch.Interface, error) {
-	g.mu.Lock()
-	gate, expire := g.gate, g.expire
-	g.expire = false
-	g.gate = nil
-	g.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	if expire {
-		return nil, apierrors.NewResourceExpired("too old resource version")
-	}
-	w, err := g.Interface.Watch(ctx, res, ns, opts)
-	if err == nil {
-		g.mu.Lock()
-		g.watches = append(g.watches, w)
-		g.mu.Unlock()
-	}
-	return w, err
-}
-
-type recorded struct {
-	mu  sync.Mutex
-	evs []string
-}
-
-func (r *recorded) add(s string) { r.mu.Lock(); r.evs = append(r.evs, s); r.mu.Unlock() }
-func (r *recorded) has(s string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range r.evs {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
-func cm(name string, lbl map[string]string) *corev1.ConfigMap {
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: lbl}}
-}
-
-func TestInformerListWatchIndexAndRelistOn410(t *testing.T) {
+// TestNewInformerIndexes checks that the controllers' informers carry the
+// namespace and controller-UID indexes (the cache itself is tested in
+// store/informer).
+func TestNewInformerIndexes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := openStore(t, nil)
-	gs := &gatedStore{Interface: s}
-	for _, n := range []string{"a", "b"} {
-		if _, err := store.Create(ctx, s, cm(n, map[string]string{"app": n})); err != nil {
+	own, err := store.Create(ctx, s, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "owner"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isController := true
+	ref := metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: own.Name, UID: own.UID, Controller: &isController}
+	for _, c := range []*corev1.ConfigMap{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "a", OwnerReferences: []metav1.OwnerReference{ref}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "a"}},
+	} {
+		if _, err := store.Create(ctx, s, c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	inf := NewInformer(gs, schema.GroupResource{Resource: "configmaps"}, quiet())
-	inf.AddIndex("app", func(o runtime.Object) []string { return []string{o.(*corev1.ConfigMap).Labels["app"]} })
-	var rec recorded
-	inf.AddHandler(Handler{
-		OnAdd:    func(o runtime.Object) { rec.add("add " + KeyOf(o)) },
-		OnUpdate: func(_, o runtime.Object) { rec.add("update " + KeyOf(o)) },
-		OnDelete: func(o runtime.Object) { rec.add("delete " + KeyOf(o)) },
-	})
-	done := make(chan error)
-	go func() { done <- inf.Run(ctx) }()
+	inf := NewInformer(s, schema.GroupResource{Resource: "configmaps"}, quiet())
+	go inf.Run(ctx)
 	<-inf.Synced()
-	if got := len(inf.List("default", nil)); got != 2 {
-		t.Fatalf("listed %d, want 2", got)
+	if got := inf.ByIndex(IndexNamespace, "kube-system"); len(got) != 1 || KeyOf(got[0]) != "kube-system/a" {
+		t.Errorf("ByIndex(namespace=kube-system) = %v", got)
 	}
-	if got := inf.ByIndex("app", "b"); len(got) != 1 || KeyOf(got[0]) != "default/b" {
-		t.Fatalf("ByIndex(app=b) = %v", got)
+	if got := inf.ByIndex(IndexControllerUID, string(own.UID)); len(got) != 1 || KeyOf(got[0]) != "default/a" {
+		t.Errorf("ByIndex(controller-uid) = %v", got)
 	}
-	// Watch: a new object arrives.
-	if _, err := store.Create(ctx, s, cm("c", map[string]string{"app": "c"})); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "add c", func() bool { return rec.has("add default/c") })
-	sel := labels.SelectorFromSet(labels.Set{"app": "c"})
-	if got := inf.List("", sel); len(got) != 1 {
-		t.Fatalf("List(app=c) = %d items", len(got))
-	}
-	// Break the watch; the next one fails with 410 after we changed
-	// things, so the informer must re-list and deliver the difference.
-	gate := make(chan struct{})
-	gs.mu.Lock()
-	gs.gate, gs.expire = gate, true
-	ws := gs.watches
-	gs.mu.Unlock()
-	for _, w := range ws {
-		w.Stop()
-	}
-	if err := store.Delete[*corev1.ConfigMap](ctx, s, "default", "a", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Create(ctx, s, cm("d", nil)); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := store.Get[*corev1.ConfigMap](ctx, s, "default", "b")
-	b = b.DeepCopy()
-	b.Data = map[string]string{"k": "v"}
-	if _, err := store.Update(ctx, s, b); err != nil {
-		t.Fatal(err)
-	}
-	close(gate)
-	waitUntil(t, "re-list deliveries", func() bool {
-		return rec.has("delete default/a") && rec.has("add default/d") && rec.has("update default/b")
-	})
-	var keys []string
-	for _, o := range inf.List("", nil) {
-		keys = append(keys, KeyOf(o))
-	}
-	sort.Strings(keys)
-	if diff := cmp.Diff([]string{"default/b", "default/c", "default/d"}, keys); diff != "" {
-		t.Errorf("cache after re-list (-want +got):\n%s", diff)
-	}
-	if got := inf.ByIndex("app", "a"); len(got) != 0 {
-		t.Errorf("index still holds deleted object")
-	}
-	// And watching resumes after the re-list.
-	if _, err := store.Create(ctx, s, cm("e", nil)); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "add e", func() bool { return rec.has("add default/e") })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if ns, name := SplitKey(Key("default", "a")); ns != "default" || name != "a" {
+		t.Errorf("SplitKey(Key) = %s, %s", ns, name)
 	}
 }
 
