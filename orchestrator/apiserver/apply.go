@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,6 +154,12 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, info reques
 		code := http.StatusOK
 		switch {
 		case create:
+			if pod, ok := obj.(*corev1.Pod); ok {
+				if err := s.admitPod(r, pod); err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
 			out, err = s.st.Create(ctx, obj, metav1.CreateOptions{DryRun: opts.DryRun, FieldManager: opts.FieldManager})
 			code = http.StatusCreated
 		case info.subresource == "status":

@@ -20,6 +20,9 @@ type UserInfo struct {
 	UID string
 	// Groups the user belongs to.
 	Groups []string
+	// Extra holds further attributes (a ServiceAccount token's bound pod
+	// and node, as authentication.kubernetes.io/pod-name and so on).
+	Extra map[string][]string
 }
 
 // Authenticator finds who sent a request. It returns ok=false when the

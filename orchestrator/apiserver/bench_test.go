@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,7 +17,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	clientfeatures "k8s.io/client-go/features"
+	clientfeaturestesting "k8s.io/client-go/features/testing"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 const benchClients = 16
@@ -28,9 +32,15 @@ var podsGR = schema.GroupResource{Resource: "pods"}
 // latency percentiles.
 func concurrently(b *testing.B, ts *testServer, op func(cs *kubernetes.Clientset, client, i int) error) {
 	b.Helper()
+	concurrentlyWith(b, func() *kubernetes.Clientset { return clientset(b, ts.rest, true) }, op)
+}
+
+// concurrentlyWith is concurrently with clients made by mk.
+func concurrentlyWith(b *testing.B, mk func() *kubernetes.Clientset, op func(cs *kubernetes.Clientset, client, i int) error) {
+	b.Helper()
 	clients := make([]*kubernetes.Clientset, benchClients)
 	for i := range clients {
-		clients[i] = clientset(b, ts.rest, true)
+		clients[i] = mk()
 	}
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
@@ -88,6 +98,29 @@ func BenchmarkGet(b *testing.B) {
 		_, err := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
 		return err
 	})
+}
+
+// BenchmarkGetEncodings compares GET of one pod with JSON, protobuf and
+// CBOR responses side by side.
+func BenchmarkGetEncodings(b *testing.B) {
+	clientfeaturestesting.SetFeatureDuringTest(b, clientfeatures.ClientsAllowCBOR, true)
+	ts := benchServer(b)
+	ctx := context.Background()
+	if _, err := clientset(b, ts.rest, true).CoreV1().Pods("default").Create(ctx, testPod("default", "p", nil), metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	for _, enc := range []string{"application/json", "application/vnd.kubernetes.protobuf", "application/cbor"} {
+		b.Run(enc[strings.LastIndexAny(enc, "/.")+1:], func(b *testing.B) {
+			concurrentlyWith(b, func() *kubernetes.Clientset {
+				c := rest.CopyConfig(ts.rest)
+				c.ContentType, c.AcceptContentTypes = enc, enc
+				return kubernetes.NewForConfigOrDie(c)
+			}, func(cs *kubernetes.Clientset, _, _ int) error {
+				_, err := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+				return err
+			})
+		})
+	}
 }
 
 func BenchmarkList1000Pods(b *testing.B) {

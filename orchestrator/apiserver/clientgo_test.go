@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -260,52 +259,5 @@ func TestInformerWatchList(t *testing.T) {
 	}
 	if added != 21 {
 		t.Errorf("watch-list sent %d ADDED events, want 21", added)
-	}
-}
-
-func TestWatchResumeAfter410(t *testing.T) {
-	ctx := context.Background()
-	// A store with a tiny event window so resourceVersions expire.
-	st, err := store.Open(ctx, store.Config{WatchWindow: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ts2 := startServer(t, func(c *Config) { c.Store = st })
-	cs := clientset(t, ts2.rest, true)
-	cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
-	first, err := cs.CoreV1().ConfigMaps("x").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c0"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i < 20; i++ {
-		cs.CoreV1().ConfigMaps("x").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c%d", i)}}, metav1.CreateOptions{})
-	}
-	_, err = cs.CoreV1().ConfigMaps("x").Watch(ctx, metav1.ListOptions{ResourceVersion: first.ResourceVersion})
-	var se *apierrors.StatusError
-	if !errors.As(err, &se) || !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
-		t.Fatalf("watch from an expired resourceVersion: want 410, got %v", err)
-	}
-	if se.ErrStatus.Code != 410 {
-		t.Errorf("code %d, want 410", se.ErrStatus.Code)
-	}
-	// Resume as clients do: relist, then watch from the list's resourceVersion.
-	l, err := cs.CoreV1().ConfigMaps("x").List(ctx, metav1.ListOptions{})
-	if err != nil || len(l.Items) != 20 {
-		t.Fatalf("relist: %d %v", len(l.Items), err)
-	}
-	w, err := cs.CoreV1().ConfigMaps("x").Watch(ctx, metav1.ListOptions{ResourceVersion: l.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	cs.CoreV1().ConfigMaps("x").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after"}}, metav1.CreateOptions{})
-	select {
-	case ev := <-w.ResultChan():
-		if ev.Type != watch.Added || ev.Object.(*corev1.ConfigMap).Name != "after" {
-			t.Errorf("resumed watch got %v %v", ev.Type, ev.Object)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("resumed watch got nothing")
 	}
 }

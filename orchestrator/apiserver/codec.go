@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/runtime/serializer/cbor"
+	"k8s.io/apimachinery/pkg/runtime/serializer/cbor/direct"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	kjson "sigs.k8s.io/json"
@@ -30,6 +32,10 @@ const (
 	mediaJSON     = "application/json"
 	mediaYAML     = "application/yaml"
 	mediaProtobuf = "application/vnd.kubernetes.protobuf"
+	// mediaCBOR is served as kube-apiserver ≥ 1.32 does with its CBOR
+	// feature gates on; watches stream application/cbor-seq.
+	mediaCBOR    = "application/cbor"
+	mediaCBORSeq = "application/cbor-seq"
 )
 
 // codecs holds the scheme and serializers of one server.
@@ -38,6 +44,7 @@ type codecs struct {
 	factory serializer.CodecFactory
 	params  runtime.ParameterCodec
 	proto   *protobuf.Serializer
+	cbor    runtime.Serializer
 }
 
 func newCodecs() (*codecs, error) {
@@ -57,6 +64,7 @@ func newCodecs() (*codecs, error) {
 		factory: serializer.NewCodecFactory(s),
 		params:  runtime.NewParameterCodec(s),
 		proto:   protobuf.NewSerializer(s, s),
+		cbor:    cbor.NewSerializer(s, s),
 	}, nil
 }
 
@@ -94,6 +102,8 @@ func negotiate(accept string, accepted func(m mediaType) bool) (mediaType, error
 			m.typ = mediaYAML
 		case mediaProtobuf:
 			m.typ = mediaProtobuf
+		case mediaCBOR, mediaCBORSeq:
+			m.typ = mediaCBOR
 		default:
 			continue
 		}
@@ -102,7 +112,7 @@ func negotiate(accept string, accepted func(m mediaType) bool) (mediaType, error
 		}
 		return m, nil
 	}
-	return mediaType{}, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "", fmt.Sprintf("only the following media types are accepted: %s, %s, %s", mediaJSON, mediaYAML, mediaProtobuf), 0, false)
+	return mediaType{}, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "", fmt.Sprintf("only the following media types are accepted: %s, %s, %s, %s", mediaJSON, mediaYAML, mediaProtobuf, mediaCBOR), 0, false)
 }
 
 // withKind returns a shallow copy of obj carrying its apiVersion and kind,
@@ -137,6 +147,10 @@ func (c *codecs) encode(obj runtime.Object, m mediaType) ([]byte, error) {
 	case mediaProtobuf:
 		if err := c.proto.Encode(obj, &buf); err != nil {
 			return nil, fmt.Errorf("apiserver: protobuf encode: %w", err)
+		}
+	case mediaCBOR:
+		if err := c.cbor.Encode(obj, &buf); err != nil {
+			return nil, fmt.Errorf("apiserver: cbor encode: %w", err)
 		}
 	case mediaYAML:
 		js, err := json.Marshal(obj)
@@ -212,6 +226,9 @@ func bodyToJSON(contentType string, body []byte) (js []byte, isProto bool, err e
 		return js, false, nil
 	case mediaProtobuf:
 		return body, true, nil
+	case mediaCBOR:
+		js, err := cborToJSON(body)
+		return js, false, err
 	}
 	return nil, false, unsupportedMediaType(contentType)
 }
@@ -379,4 +396,19 @@ func notAcceptable(msg string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusNotAcceptable, Reason: metav1.StatusReasonNotAcceptable, Message: msg,
 	}}
+}
+
+// cborToJSON transcodes a CBOR request body to JSON, so that CBOR bodies
+// get the same decoding and field validation as JSON ones. Byte strings
+// become base64 strings, as []byte fields are in JSON.
+func cborToJSON(body []byte) ([]byte, error) {
+	var v any
+	if err := direct.Unmarshal(body, &v); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("unable to decode CBOR body: %v", err))
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("CBOR body has no JSON equivalent: %v", err))
+	}
+	return js, nil
 }

@@ -35,6 +35,8 @@ func subresourcesOf(k *store.Kind) []subresource {
 	case schema.GroupResource{Group: "apps", Resource: "deployments"}, schema.GroupResource{Group: "apps", Resource: "replicasets"},
 		schema.GroupResource{Group: "apps", Resource: "statefulsets"}:
 		out = append(out, subresource{"scale", schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}, statusVerbs})
+	case schema.GroupResource{Resource: "serviceaccounts"}:
+		out = append(out, subresource{"token", schema.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"}, []string{"create"}})
 	case schema.GroupResource{Resource: "pods"}:
 		out = append(out,
 			subresource{"attach", schema.GroupVersionKind{Version: "v1", Kind: "PodAttachOptions"}, []string{"create", "get"}},

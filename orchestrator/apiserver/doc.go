@@ -11,7 +11,14 @@
 // patch, strategic merge patch and server-side apply through
 // apimachinery's managedfields), delete and deletecollection, with the
 // status, scale, binding and eviction subresources and server-side Table
-// output for kubectl get.
+// output for kubectl get. Patches other than apply record an "Update"
+// entry in metadata.managedFields for their manager, as upstream; a PUT of
+// a missing object creates it for the kinds whose upstream strategy allows
+// it (Services, Endpoints, Leases, LimitRanges, Events, RBAC objects...).
+// Bodies and responses are JSON, YAML, protobuf or CBOR (application/cbor,
+// watches as application/cbor-seq). A watch from a resourceVersion older
+// than the store's event window is answered 200 with one ERROR event
+// holding a 410 Expired Status, as kube-apiserver's watch cache does.
 //
 // Security: TLS with a CA and serving certificate generated and kept in
 // the data directory ([LoadOrCreatePKI]); authentication by bearer tokens
@@ -21,6 +28,21 @@
 // decides the rest. Request bodies are limited (3 MiB), non-watch requests
 // time out, and in-flight requests and watches are bounded (429 beyond).
 //
+// ServiceAccount tokens (orchestrator/serviceaccount) plug in through
+// Config.ServiceAccounts: bearer ServiceAccount JWTs authenticate as
+// system:serviceaccount:<ns>:<name>, the serviceaccounts/token subresource
+// serves TokenRequests (kubectl create token), and the OpenID discovery
+// documents are served at /.well-known/openid-configuration and
+// /openid/v1/jwks. Config.ServiceAccountAdmission adds the ServiceAccount
+// admission of new pods (token volume). Config.Collectors adds other
+// components' Prometheus collectors to /metrics.
+//
 // Pod log, exec, attach and portforward are delegated to a [PodStreamer],
-// which the node agent implements.
+// which the node agent implements and which speaks SPDY, as the kubelet
+// does. Websocket clients (kubectl ≥ 1.31 and client-go's websocket
+// executor: exec and attach over v5.channel.k8s.io, port-forward as SPDY
+// tunnelled in a websocket) are bridged to it in-process with
+// kube-apiserver's stream translator and tunnelling handler
+// (k8s.io/apiserver/pkg/util/proxy), over a [net.Pipe]: no socket is
+// opened.
 package apiserver

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -156,6 +157,13 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info requ
 			return
 		}
 		s.serveEviction(w, r, info, ns, m)
+		return
+	case "token":
+		if k.Resource != "serviceaccounts" || k.GVK.Group != "" || r.Method != http.MethodPost {
+			s.writeError(w, r, notFoundResource(info))
+			return
+		}
+		s.serveToken(w, r, info, ns, m)
 		return
 	case "log", "exec", "attach", "portforward", "proxy":
 		if k.Resource != "pods" {
@@ -328,6 +336,12 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, k *store.K
 			return
 		}
 	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		if err := s.admitPod(r, pod); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	obj = s.trackUpdate(k, "", nil, obj, managerName(r, opts.FieldManager))
 	out, err := s.st.Create(r.Context(), obj, opts)
 	if err != nil {
@@ -376,7 +390,20 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, info reque
 			return
 		}
 	}
-	if live, err := s.st.Get(r.Context(), k.GroupResource(), ns, info.name, metav1.GetOptions{}); err == nil {
+	live, err := s.st.Get(r.Context(), k.GroupResource(), ns, info.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && info.subresource == "" && allowCreateOnUpdate(k.GroupResource()) && acc.GetResourceVersion() == "" {
+		// Upstream's update-creates (AllowCreateOnUpdate).
+		obj = s.trackUpdate(k, "", nil, obj, managerName(r, opts.FieldManager))
+		out, err := s.st.Create(r.Context(), obj, metav1.CreateOptions{DryRun: opts.DryRun, FieldManager: opts.FieldManager})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		addWarnings(w, warnings)
+		s.respond(w, r, http.StatusCreated, k, out, m)
+		return
+	}
+	if err == nil {
 		if acc.GetManagedFields() == nil {
 			if la, err := meta.Accessor(live); err == nil {
 				acc.SetManagedFields(la.GetManagedFields())
@@ -439,20 +466,7 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, info reques
 			return
 		}
 	}
-	var sub []string
-	if info.subresource != "" {
-		sub = []string{info.subresource}
-	}
-	var out runtime.Object
-	for try := 0; ; try++ {
-		// The store retries conflicts itself; under heavy contention keep
-		// going as the upstream server does until the request times out.
-		out, err = s.st.Patch(r.Context(), k.GroupResource(), ns, info.name, pt, body, opts, sub...)
-		if !apierrors.IsConflict(err) || try >= 8 || r.Context().Err() != nil || patchHasPrecondition(body) {
-			break
-		}
-		time.Sleep(time.Duration(try+1) * time.Millisecond)
-	}
+	out, err := s.patchTracked(r, info, k, ns, pt, body, opts)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -571,7 +585,13 @@ func (e *watchEncoder) write(ev watch.Event) error {
 		return err
 	}
 	var frame []byte
-	if e.m.typ == mediaProtobuf {
+	if e.m.typ == mediaCBOR {
+		var buf bytes.Buffer
+		if err := e.s.codecs.cbor.Encode(&metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: raw}}, &buf); err != nil {
+			return err
+		}
+		frame = buf.Bytes()
+	} else if e.m.typ == mediaProtobuf {
 		we := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: raw}}
 		b, err := we.Marshal()
 		if err != nil {
@@ -611,26 +631,42 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, k *store.Ki
 		opts.TimeoutSeconds = &t
 	}
 	opts.Watch = true
-	wi, err := s.st.Watch(r.Context(), k.GroupResource(), ns, opts)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer wi.Stop()
 	f, ok := w.(http.Flusher)
 	if !ok {
 		s.writeError(w, r, apierrors.NewInternalError(errors.New("streaming unsupported")))
 		return
 	}
+	wi, err := s.st.Watch(r.Context(), k.GroupResource(), ns, opts)
+	// A resourceVersion too old for the event window is answered as
+	// kube-apiserver's watch cache does: 200, then an ERROR event holding
+	// a 410 Expired Status; the client lists again.
+	expired := apierrors.IsResourceExpired(err) || apierrors.IsGone(err)
+	if err != nil && !expired {
+		s.writeError(w, r, err)
+		return
+	}
+	if wi != nil {
+		defer wi.Stop()
+	}
 	ct := m.contentType()
-	if m.typ == mediaProtobuf {
+	switch m.typ {
+	case mediaProtobuf:
 		ct = mediaProtobuf + ";stream=watch"
+	case mediaCBOR:
+		ct = mediaCBORSeq
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(http.StatusOK)
 	f.Flush()
 	enc := &watchEncoder{s: s, w: w, f: f, m: m, k: k, query: r.URL.Query()}
+	if expired {
+		status := errorStatus(err)
+		if err := enc.write(watch.Event{Type: watch.Error, Object: status}); err != nil {
+			s.log.Debug("apiserver: watch write", "err", err)
+		}
+		return
+	}
 	for {
 		select {
 		case ev, ok := <-wi.ResultChan():
@@ -1023,6 +1059,9 @@ func (s *Server) servePodStream(w http.ResponseWriter, r *http.Request, info req
 		s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("pods/%s is not available: no node agent streamer is configured", info.subresource)))
 		return
 	}
+	if s.serveWebsocketStream(w, r, obj.(*corev1.Pod), info.subresource) {
+		return
+	}
 	s.cfg.Streamer.ServePod(w, r, obj.(*corev1.Pod), info.subresource)
 }
 
@@ -1030,4 +1069,15 @@ func (s *Server) servePodStream(w http.ResponseWriter, r *http.Request, info req
 // uid, making a conflict final.
 func patchHasPrecondition(body []byte) bool {
 	return strings.Contains(string(body), `"resourceVersion"`) || strings.Contains(string(body), `"uid"`) || strings.Contains(string(body), "/metadata/resourceVersion")
+}
+
+// errorStatus is the Status of an API error, with its type set, for
+// watch ERROR events.
+func errorStatus(err error) *metav1.Status {
+	st := metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError, Message: err.Error()}
+	if se, ok := err.(apierrors.APIStatus); ok {
+		st = se.Status()
+	}
+	st.Kind, st.APIVersion = "Status", "v1"
+	return &st
 }

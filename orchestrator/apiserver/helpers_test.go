@@ -26,6 +26,9 @@ type testServer struct {
 	dir        string
 	kubeconfig string
 	rest       *rest.Config
+	// kubectlPath is the kubectl binary kubectl runs (default: the one
+	// on $PATH).
+	kubectlPath string
 }
 
 func startServer(t testing.TB, mutate ...func(*Config)) *testServer {
@@ -79,7 +82,11 @@ func (ts *testServer) kubectl(t testing.TB, stdin string, args ...string) (strin
 	testenv.NeedCommand(t, "kubectl")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", ts.kubeconfig}, args...)...)
+	bin := ts.kubectlPath
+	if bin == "" {
+		bin = "kubectl"
+	}
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", ts.kubeconfig}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+ts.dir, "KUBECACHEDIR="+filepath.Join(ts.dir, "cache"))
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tugboatdev/tugboat/orchestrator/apiserver/internal/kubectltest"
 )
 
 const deployV1 = `apiVersion: apps/v1
@@ -64,8 +66,16 @@ func contains(t *testing.T, out string, want ...string) {
 	}
 }
 
+// TestKubectlSession runs with /usr/bin/kubectl (v1.32) and the newest kubectl.
 func TestKubectlSession(t *testing.T) {
+	for _, kb := range kubectltest.Binaries(t) {
+		t.Run(kb.Name, func(t *testing.T) { testKubectlSession(t, kb.Path) })
+	}
+}
+
+func testKubectlSession(t *testing.T, bin string) {
 	ts := startServer(t)
+	ts.kubectlPath = bin
 	k := func(stdin string, args ...string) string { t.Helper(); return ts.mustKubectl(t, stdin, args...) }
 
 	// Discovery.
@@ -216,8 +226,16 @@ func TestKubectlSession(t *testing.T) {
 	}
 }
 
+// TestKubectlGetWatch runs with /usr/bin/kubectl (v1.32) and the newest kubectl.
 func TestKubectlGetWatch(t *testing.T) {
+	for _, kb := range kubectltest.Binaries(t) {
+		t.Run(kb.Name, func(t *testing.T) { testKubectlGetWatch(t, kb.Path) })
+	}
+}
+
+func testKubectlGetWatch(t *testing.T, bin string) {
 	ts := startServer(t)
+	ts.kubectlPath = bin
 	ts.mustKubectl(t, "", "create", "namespace", "w")
 	ts.mustKubectl(t, "", "create", "configmap", "c1", "-n", "w", "--from-literal=a=1")
 	testenvOut := make(chan string, 1)
@@ -302,8 +320,16 @@ metadata:
     node-role.kubernetes.io/worker: ""
 `
 
+// TestKubectlTables runs with /usr/bin/kubectl (v1.32) and the newest kubectl.
 func TestKubectlTables(t *testing.T) {
+	for _, kb := range kubectltest.Binaries(t) {
+		t.Run(kb.Name, func(t *testing.T) { testKubectlTables(t, kb.Path) })
+	}
+}
+
+func testKubectlTables(t *testing.T, bin string) {
 	ts := startServer(t)
+	ts.kubectlPath = bin
 	ts.mustKubectl(t, "", "create", "namespace", "kinds")
 	contains(t, ts.mustKubectl(t, moreKinds, "apply", "-f", "-"), "job.batch/pi created", "cronjob.batch/tick created",
 		"poddisruptionbudget.policy/web created", "statefulset.apps/db created", "node/node-1 created")

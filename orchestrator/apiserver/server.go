@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/tugboatdev/tugboat/orchestrator/serviceaccount"
 	"github.com/tugboatdev/tugboat/store"
 )
 
@@ -88,6 +90,23 @@ type Config struct {
 	MaxWatches int
 	// Version is reported at /version; zero means the k8s.io/api version.
 	Version version.Info
+	// ServiceAccounts issues and verifies ServiceAccount tokens; optional.
+	// When set, bearer ServiceAccount tokens authenticate as
+	// system:serviceaccount:<ns>:<name>, POST
+	// .../serviceaccounts/<name>/token (kubectl create token) is served,
+	// and so are /.well-known/openid-configuration and /openid/v1/jwks.
+	ServiceAccounts *serviceaccount.Issuer
+	// ServiceAccountAdmission turns on kube-apiserver's ServiceAccount
+	// admission for new pods (see serviceaccount.Admit): a default
+	// serviceAccountName, an existing account required, and the
+	// kube-api-access-xxxxx token volume mounted in every container. Off
+	// by default; the namespaces then need their "default" account and
+	// kube-root-ca.crt (serviceaccount.Publisher).
+	ServiceAccountAdmission bool
+	// Collectors are extra Prometheus collectors served on /metrics next
+	// to the server's own: the store's (store.Store.Collectors), the
+	// service proxy's, and so on.
+	Collectors []prometheus.Collector
 }
 
 // Server is the tugboat API server: Kubernetes REST conventions over a
@@ -110,6 +129,9 @@ type Server struct {
 	printers map[string]printer
 
 	fieldManagers sync.Map // GVK/subresource -> *managedfields.FieldManager
+
+	backendOnce sync.Once
+	streams     *streamBackend // in-process SPDY side of websocket streams
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -193,6 +215,9 @@ func New(cfg Config) (*Server, error) {
 		tokens[k] = v
 	}
 	authn := unionAuth{CertAuthenticator{}, NewTokenAuthenticator(tokens)}
+	if cfg.ServiceAccounts != nil {
+		authn = append(authn, serviceAccountAuthenticator{iss: cfg.ServiceAccounts})
+	}
 	authn = append(authn, cfg.Authenticators...)
 	s := &Server{
 		cfg: cfg, st: cfg.Store, reg: cfg.Store.Registry(), codecs: c, pki: pki,
@@ -200,6 +225,11 @@ func New(cfg Config) (*Server, error) {
 		inflight: make(chan struct{}, cfg.MaxInFlight),
 		watches:  make(chan struct{}, cfg.MaxWatches),
 		metrics:  newMetrics(),
+	}
+	for _, c := range cfg.Collectors {
+		if err := s.metrics.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("apiserver: metrics collector: %w", err)
+		}
 	}
 	var extra map[schema.GroupVersion][]metav1.APIResource
 	if cfg.Metrics != nil {
@@ -261,6 +291,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
+		s.closeBackend()
 		<-errc
 		return nil
 	}
@@ -314,6 +345,15 @@ func (w *statusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection (upgrades).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over for protocol upgrades (SPDY and
+// websocket streams).
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.code == 0 {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
@@ -443,6 +483,10 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("/api/", s.disc.serveAPI(s))
 	mux.HandleFunc("/apis", s.disc.serveAPIs(s))
 	mux.HandleFunc("/apis/", s.disc.serveAPIs(s))
+	if s.cfg.ServiceAccounts != nil {
+		mux.HandleFunc(serviceaccount.DiscoveryPath, s.serveOpenIDConfiguration)
+		mux.HandleFunc(serviceaccount.JWKSURI, s.serveJWKS)
+	}
 	mux.HandleFunc("/openapi/v2", s.openapi.serveV2(s))
 	mux.HandleFunc("/openapi/v3", s.openapi.serveV3Index(s))
 	mux.HandleFunc("/openapi/v3/", s.openapi.serveV3(s))

@@ -8,4 +8,8 @@
 // reconnect from the last resourceVersion they delivered when the server
 // ends a watch (timeout, restart); an expired resourceVersion is reported
 // in-stream as a 410 ERROR event, as from the embedded store.
+//
+// [Client.CreateToken] requests ServiceAccount tokens (the TokenRequest
+// API) with the signature of serviceaccount.Issuer.CreateToken, so a node
+// agent on another host fills projected token volumes through it.
 package remote

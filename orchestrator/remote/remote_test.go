@@ -25,9 +25,17 @@ import (
 // serve starts an API server over st on loopback and returns a remote client.
 func serve(t *testing.T, st store.Interface) *remote.Client {
 	t.Helper()
+	return serveConfig(t, apiserver.Config{Store: st})
+}
+
+// serveConfig is serve with a server configured by cfg (DataDir is set).
+func serveConfig(t *testing.T, cfg apiserver.Config) *remote.Client {
+	t.Helper()
+	st := cfg.Store
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
-	srv, err := apiserver.New(apiserver.Config{Store: st, DataDir: dir})
+	cfg.DataDir = dir
+	srv, err := apiserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +50,11 @@ func serve(t *testing.T, st store.Interface) *remote.Client {
 	if err := srv.PKI().WriteKubeconfig(kc, "https://"+ln.Addr().String(), apiserver.KubeconfigOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	rc, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := remote.New(cfg, remote.Options{Registry: st.Registry(), WatchRetry: 50 * time.Millisecond})
+	c, err := remote.New(rc, remote.Options{Registry: st.Registry(), WatchRetry: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
