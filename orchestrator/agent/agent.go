@@ -95,6 +95,25 @@ type Config struct {
 	// EvictionMemoryAvailable is the memory.available threshold of the
 	// MemoryPressure condition and of evictions (default 100Mi).
 	EvictionMemoryAvailable int64
+	// EvictionHard are hard eviction thresholds as the kubelet's
+	// evictionHard: signal (memory.available, nodefs.available,
+	// imagefs.available, pid.available) to a quantity ("500Mi", "1000")
+	// or a percentage of capacity ("10%"). A crossed threshold sets the
+	// node's MemoryPressure, DiskPressure or PIDPressure condition and
+	// matching NoSchedule taint, and evicts one pod per status interval.
+	// Signals not given take [DefaultEvictionHard]; an entry here wins over
+	// EvictionMemoryAvailable.
+	EvictionHard map[string]string
+	// ImageFSDir is a directory on the runtime's image filesystem, for
+	// imagefs.available; empty means the image filesystem is RootDir's.
+	ImageFSDir string
+	// PodStats measures pods for eviction under disk and PID pressure;
+	// nil means sizing each pod's emptyDir volumes and logs under RootDir.
+	PodStats StatsSource
+	// TokenRequester issues the service account tokens of projected
+	// serviceAccountToken volume sources; nil means such sources are not
+	// written (a Warning event says so).
+	TokenRequester TokenRequester
 	// Clock drives timers and timestamps; nil means the real clock.
 	Clock clock.Clock
 	// Log receives the agent's logs; nil means slog.Default().
@@ -115,6 +134,14 @@ type Agent struct {
 
 	nodeIP   string
 	hostname string
+
+	thresholds map[string]Threshold
+	podStats   StatsSource
+	pressure   pressure // from the last measurement, under mu
+
+	// staticKick asks the static pod loop to look again (a mirror pod was
+	// deleted).
+	staticKick chan struct{}
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
@@ -159,8 +186,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 10 * time.Second
 	}
-	if cfg.EvictionMemoryAvailable <= 0 {
-		cfg.EvictionMemoryAvailable = 100 << 20
+	thresholds, err := evictionThresholds(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	if q := thresholds[SignalMemoryAvailable].Quantity; cfg.EvictionMemoryAvailable <= 0 && q != nil {
+		cfg.EvictionMemoryAvailable = q.Value()
 	}
 	for _, t := range cfg.Taints {
 		if _, err := ParseTaint(t); err != nil {
@@ -168,7 +199,11 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, s: cfg.Store, rt: cfg.Runtime, clk: cfg.Clock, log: cfg.Log,
-		workers: map[types.UID]*podWorker{}, stats: map[string]*runtime.ContainerStats{}}
+		workers: map[types.UID]*podWorker{}, stats: map[string]*runtime.ContainerStats{},
+		staticKick: make(chan struct{}, 1), thresholds: thresholds, podStats: cfg.PodStats}
+	if a.podStats == nil {
+		a.podStats = dirStats{a}
+	}
 	if a.clk == nil {
 		a.clk = clock.RealClock{}
 	}
@@ -294,7 +329,14 @@ func (a *Agent) consumePods(ctx context.Context, w watch.Interface) {
 					a.log.Debug("pod watch error", "err", apierrors.FromObject(st))
 				}
 				return
-			case !isPod || isMirrorPod(p):
+			case !isPod:
+			case isMirrorPod(p):
+				if ev.Type == watch.Deleted || p.DeletionTimestamp != nil {
+					select {
+					case a.staticKick <- struct{}{}:
+					default:
+					}
+				}
 			case ev.Type == watch.Deleted:
 				a.mu.Lock()
 				if wk := a.workers[p.UID]; wk != nil {

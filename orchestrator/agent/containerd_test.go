@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/clock"
 
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/runtime"
@@ -79,7 +81,7 @@ func newContainerdEnvWith(t testing.TB, resync, status time.Duration) *testEnv {
 	}
 	e := &testEnv{t: t, ctx: ctx, s: s, rec: &recorded{}, cancel: cancel}
 	e.cfg = Config{NodeName: testNode, Store: s, Runtime: rt, RootDir: filepath.Join(dir, "agent"), NodeIP: "127.0.0.1",
-		Log: quietLog(), ResyncInterval: resync, StatusInterval: status}
+		Log: quietLog(), ResyncInterval: resync, StatusInterval: status, TokenRequester: &testIssuer{clk: clock.RealClock{}}}
 	t.Cleanup(func() {
 		e.stop()
 		s.Close()
@@ -179,6 +181,53 @@ func TestContainerd(t *testing.T) {
 				t.Fatalf("configMap update not seen in the container: %q", out)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("SidecarTokenAndFSGroup", func(t *testing.T) {
+		always := corev1.ContainerRestartPolicyAlways
+		p := simplePod("sidejob", bb("job", "sh", "-c", "cat /tokens/token > /data/job-saw-token; sleep 1"))
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr(int64(1000)), FSGroup: ptr(int64(2000))}
+		side := bb("side", "sh", "-c", "touch /data/side-up; exec sleep 3600")
+		side.RestartPolicy = &always
+		side.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/data/side-up"}}},
+			PeriodSeconds: 1, FailureThreshold: 30}
+		check := bb("check", "sh", "-c", "test -f /data/side-up && stat -c '%g %a' /data > /data/owner && stat -L -c '%g %a' /cfg/file.txt >> /data/owner && "+
+			"touch /data/new && stat -c '%u %g' /data/new >> /data/owner && id -G > /data/groups")
+		mounts := []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "cfg", MountPath: "/cfg"}, {Name: "tokens", MountPath: "/tokens"}}
+		side.VolumeMounts, check.VolumeMounts, p.Spec.Containers[0].VolumeMounts = mounts, mounts, mounts
+		p.Spec.InitContainers = []corev1.Container{side, check}
+		p.Spec.Volumes = []corev1.Volume{
+			{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+			{Name: "tokens", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: "test", ExpirationSeconds: ptr(int64(600)), Path: "token"}}}}}},
+		}
+		e.createPod(p)
+		running := e.waitPod("default", "sidejob", "Running", func(p *corev1.Pod) bool { return PodStatusString(p) == "Running" })
+		if cs := initStatus(running, "side"); cs == nil || cs.State.Running == nil {
+			t.Errorf("sidecar while the job runs: %+v", cs)
+		}
+		// The volumes belong to the fsGroup (a new file inherits it through
+		// the setgid directory) and the process has it as a supplemental
+		// group.
+		if out, _ := e.execIn("sidejob", "side", "cat", "/data/owner"); out != "2000 2777\n2000 644\n1000 2000\n" {
+			t.Errorf("volume group and modes seen in the container: %q", out)
+		}
+		if out, _ := e.execIn("sidejob", "side", "cat", "/data/groups"); !slices.Contains(strings.Fields(out), "2000") {
+			t.Errorf("groups of the container's process: %q, want 2000 among them", out)
+		}
+		done := e.waitPod("default", "sidejob", "Succeeded with the sidecar stopped", func(p *corev1.Pod) bool {
+			cs := initStatus(p, "side")
+			return p.Status.Phase == corev1.PodSucceeded && cs != nil && cs.State.Terminated != nil
+		})
+		if s := PodStatusString(done); s != "Completed" {
+			t.Errorf("status %s", s)
+		}
+		data := filepath.Join(e.agent.podDir(done.UID), "volumes", "empty-dir", "data")
+		if b, err := os.ReadFile(filepath.Join(data, "job-saw-token")); err != nil || !strings.HasPrefix(string(b), "token-") {
+			t.Errorf("token seen by the job: %q, %v", b, err)
 		}
 	})
 
@@ -341,6 +390,52 @@ func TestContainerd(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.waitGone("default", name)
+		}
+	})
+
+	// Last: it evicts every running pod of the node.
+	t.Run("DiskPressureEviction", func(t *testing.T) {
+		victim := simplePod("victim", bb("app", "sh", "-c", "head -c 1048576 /dev/zero > /scratch/blob; exec sleep 3600"))
+		victim.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+		victim.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		created := e.createPod(victim)
+		e.waitStatus("default", "victim", "Running")
+		// The 1 MiB the container wrote is measured on the node.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, err := e.agent.podStats.PodStats(e.ctx, created)
+			if err == nil && st.EphemeralStorageBytes >= 1<<20 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pod's ephemeral storage measured at %d bytes (%v), want at least 1 MiB", st.EphemeralStorageBytes, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		e.stop()
+		e.cfg.EvictionHard = map[string]string{"nodefs.available": "100%"} // always crossed
+		e.start()
+		got := e.waitPod("default", "victim", "Evicted", func(p *corev1.Pod) bool { return p.Status.Reason == "Evicted" })
+		if got.Status.Phase != corev1.PodFailed || !strings.Contains(got.Status.Message, "ephemeral-storage") {
+			t.Errorf("evicted pod %s %q", got.Status.Phase, got.Status.Message)
+		}
+		id := strings.TrimPrefix(got.Status.ContainerStatuses[0].ContainerID, "containerd://")
+		deadline = time.Now().Add(20 * time.Second)
+		for {
+			st, err := e.agent.rt.ContainerStatus(e.ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State == runtime.ContainerExited {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("evicted pod's container still %s", st.State)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if c, tn := nodeState(t, e, corev1.NodeDiskPressure, corev1.TaintNodeDiskPressure); !c || !tn {
+			t.Errorf("DiskPressure %v, taint %v", c, tn)
 		}
 	})
 }

@@ -13,7 +13,10 @@
 // the volumes (emptyDir on disk or tmpfs, hostPath, configMap, secret,
 // downwardAPI, projected, persistentVolumeClaim over hostPath/local
 // PersistentVolumes, subPath), runs the sandbox, the init containers one at a
-// time and then the app containers, restarts them per restartPolicy with the
+// time (sidecars, init containers with restartPolicy Always, start in order,
+// keep running beside the app containers, restart whenever they exit and
+// stop after the app containers, in reverse order) and then the app
+// containers, restarts them per restartPolicy with the
 // kubelet's crash-loop back-off (10 s doubling to 5 min), runs liveness,
 // readiness and startup probes (exec, tcpSocket, httpGet, grpc) and the
 // postStart/preStop hooks, and terminates pods gracefully (preStop, SIGTERM,
@@ -21,9 +24,21 @@
 // zero grace period. Pod status is written the way kubectl reads it: phase,
 // conditions, container states and reasons, restart counts, IPs, QoS class.
 //
-// The agent also runs static pods from a manifest directory (with mirror
-// pods in the API), re-adopts running containers after a restart, evicts
-// the lowest-QoS pod under memory pressure, collects usage metrics
+// Volumes honour the pod's fsGroup (group ownership and setgid, with
+// fsGroupChangePolicy OnRootMismatch) and projected serviceAccountToken
+// sources get bound tokens from a [TokenRequester], renewed at 80 % of
+// their lifetime. A running pod whose state the runtime cannot report
+// (after an agent restart, say) turns Unknown.
+//
+// The agent also runs static pods from a manifest directory watched with
+// inotify (with mirror pods in the API), re-adopts running containers after
+// a restart, keeps the node's pressure conditions and their NoSchedule
+// taints from hard eviction thresholds (memory.available, nodefs.available,
+// imagefs.available, pid.available; [ParseThreshold]), refuses new pods a
+// pressured node cannot take, evicts one pod per interval under pressure
+// (memory: lowest QoS first; disk: pods over their ephemeral-storage
+// request first, then by priority and usage; PIDs: by priority), collects
+// usage metrics
 // ([MetricsProvider]) and serves logs, exec, attach and port-forward: as Go
 // calls ([PodStreamer]) and over HTTP with kubectl's protocols
 // ([Agent.ServePod]; [Nodes] routes requests to the agent of a pod's node),

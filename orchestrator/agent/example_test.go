@@ -77,3 +77,23 @@ func Example() {
 	// web Running 10.244.0.2 BestEffort
 	// node-1 dedicated=web:NoSchedule 192.0.2.10
 }
+
+// ExampleParseThreshold reads hard eviction thresholds as the kubelet's
+// evictionHard gives them; an agent takes them in Config.EvictionHard.
+func ExampleParseThreshold() {
+	for _, kv := range [][2]string{{"memory.available", "500Mi"}, {"nodefs.available", "10%"}, {"pid.available", "1000"}} {
+		th, err := agent.ParseThreshold(kv[0], kv[1])
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Println(th.Signal, th)
+	}
+	_, err := agent.ParseThreshold("nodefs.inodesFree", "5%")
+	fmt.Println(err)
+	// Output:
+	// memory.available 500Mi
+	// nodefs.available 10%
+	// pid.available 1k
+	// agent: unknown eviction signal "nodefs.inodesFree"
+}

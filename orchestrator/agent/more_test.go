@@ -219,11 +219,21 @@ func TestMetrics(t *testing.T) {
 
 func TestEvictionUnderMemoryPressure(t *testing.T) {
 	var mu sync.Mutex
-	avail := int64(4 << 30)
+	low := false
+	var st *store.Store
 	e := newEnv(t, envOpts{cfg: func(c *Config) {
-		c.Measure = func(context.Context) (Measurements, error) {
+		st = c.Store.(*store.Store)
+		c.Measure = func(ctx context.Context) (Measurements, error) {
 			mu.Lock()
-			defer mu.Unlock()
+			avail := int64(4 << 30)
+			if low {
+				avail = 10 << 20
+			}
+			mu.Unlock()
+			// The pressure ends once the first victim is gone.
+			if p, err := store.Get[*corev1.Pod](ctx, st, "default", "besteffort"); err == nil && p.Status.Phase == corev1.PodFailed {
+				avail = 4 << 30
+			}
 			return Measurements{CPUs: 2, MemoryTotal: 8 << 30, MemoryAvailable: avail, DiskTotal: 1 << 40, DiskAvailable: 1 << 39, PIDsInUse: 10, PIDMax: 1 << 20}, nil
 		}
 	}})
@@ -234,15 +244,12 @@ func TestEvictionUnderMemoryPressure(t *testing.T) {
 	e.waitStatus("default", "guaranteed", "Running")
 	e.waitStatus("default", "besteffort", "Running")
 	mu.Lock()
-	avail = 10 << 20
+	low = true
 	mu.Unlock()
 	got := e.waitPod("default", "besteffort", "Evicted", func(p *corev1.Pod) bool { return p.Status.Reason == "Evicted" })
 	if got.Status.Phase != corev1.PodFailed || PodStatusString(got) == "Running" {
 		t.Errorf("evicted pod: phase %s status %s", got.Status.Phase, PodStatusString(got))
 	}
-	mu.Lock()
-	avail = 4 << 30
-	mu.Unlock()
 	time.Sleep(300 * time.Millisecond)
 	if p, _ := store.Get[*corev1.Pod](e.ctx, e.s, "default", "guaranteed"); p.Status.Phase != corev1.PodRunning {
 		t.Errorf("guaranteed pod %s", p.Status.Phase)

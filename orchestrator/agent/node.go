@@ -37,6 +37,9 @@ type Measurements struct {
 	// PIDsInUse and PIDMax count processes (threads) against
 	// kernel.pid_max.
 	PIDsInUse, PIDMax int64
+	// ImageFSTotal and ImageFSAvailable are the runtime's image
+	// filesystem, in bytes; zero means it is the one of RootDir.
+	ImageFSTotal, ImageFSAvailable int64
 }
 
 // ParseTaint parses "<key>=<value>:<effect>" or "<key>:<effect>" where the
@@ -83,7 +86,16 @@ func (a *Agent) measure(ctx context.Context) (Measurements, error) {
 	if a.cfg.Measure != nil {
 		return a.cfg.Measure(ctx)
 	}
-	return MeasureMachine(a.cfg.RootDir)
+	m, err := MeasureMachine(a.cfg.RootDir)
+	if err == nil && a.cfg.ImageFSDir != "" {
+		var st unix.Statfs_t
+		if err := unix.Statfs(a.cfg.ImageFSDir, &st); err != nil {
+			return m, fmt.Errorf("agent: statfs %s: %w", a.cfg.ImageFSDir, err)
+		}
+		m.ImageFSTotal = int64(st.Blocks) * st.Bsize
+		m.ImageFSAvailable = int64(st.Bavail) * st.Bsize
+	}
+	return m, err
 }
 
 // MeasureMachine reads the machine's CPUs, memory (/proc/meminfo), the
@@ -261,9 +273,11 @@ func (a *Agent) fillStatus(ctx context.Context, n *corev1.Node, m Measurements, 
 		}
 		return c
 	}
-	memPressure := m.MemoryTotal > 0 && m.MemoryAvailable < a.cfg.EvictionMemoryAvailable
-	diskPressure := m.DiskTotal > 0 && m.DiskAvailable*10 < m.DiskTotal
-	pidPressure := m.PIDMax > 0 && m.PIDsInUse*10 > m.PIDMax*9
+	pr := a.pressureOf(m)
+	memPressure, diskPressure, pidPressure := pr.memory, pr.disk, pr.pid
+	a.mu.Lock()
+	a.pressure = pr
+	a.mu.Unlock()
 	readyMsg := ""
 	if runtimeErr != nil {
 		readyMsg = "container runtime is down: " + runtimeErr.Error()
@@ -398,18 +412,29 @@ func (a *Agent) statusLoop(ctx context.Context) error {
 		}
 		upd := cur.DeepCopy()
 		a.fillStatus(ctx, upd, m, cur)
-		if !nodeStatusChanged(cur, upd) && a.clk.Since(last) < time.Minute-a.cfg.StatusInterval/2 {
-			continue
+		if nodeStatusChanged(cur, upd) || a.clk.Since(last) >= time.Minute-a.cfg.StatusInterval/2 {
+			if upd, err = store.UpdateStatus(ctx, a.s, upd); err != nil {
+				a.log.Warn("writing node status", "err", err)
+				continue
+			}
+			a.setNode(upd)
+			last = a.clk.Now()
 		}
-		upd, err = store.UpdateStatus(ctx, a.s, upd)
-		if err != nil {
-			a.log.Warn("writing node status", "err", err)
-			continue
+		if tainted, err := a.syncPressureTaints(ctx, upd); err != nil {
+			a.log.Warn("updating pressure taints", "err", err)
+		} else if tainted != upd {
+			a.setNode(tainted)
 		}
-		a.setNode(upd)
-		last = a.clk.Now()
-		if m.MemoryTotal > 0 && m.MemoryAvailable < a.cfg.EvictionMemoryAvailable {
+		// One eviction per interval while a threshold stays crossed, as
+		// the kubelet's eviction manager.
+		pr := a.pressureOf(m)
+		switch {
+		case pr.memory:
 			a.evictForMemory(ctx)
+		case pr.disk:
+			a.evictForDisk(ctx, pr.diskSignal)
+		case pr.pid:
+			a.evictForPIDs(ctx)
 		}
 	}
 	return nil
@@ -470,14 +495,10 @@ func (a *Agent) renewLease(ctx context.Context) error {
 // first (BestEffort, then Burstable, then Guaranteed), and within a class
 // the pod using the most memory.
 func (a *Agent) evictForMemory(ctx context.Context) {
-	a.mu.Lock()
-	var victims []*podWorker
-	for _, w := range a.workers {
-		if !w.static {
-			victims = append(victims, w)
-		}
+	victims, busy := a.evictionCandidates()
+	if busy {
+		return
 	}
-	a.mu.Unlock()
 	rank := map[corev1.PodQOSClass]int{corev1.PodQOSBestEffort: 0, corev1.PodQOSBurstable: 1, corev1.PodQOSGuaranteed: 2}
 	type cand struct {
 		w   *podWorker

@@ -269,13 +269,11 @@ func TestActiveDeadlineSeconds(t *testing.T) {
 
 func TestUnsupportedFieldsAreReported(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	p := simplePod("sidecar")
-	always := corev1.ContainerRestartPolicyAlways
-	p.Spec.InitContainers = []corev1.Container{{Name: "proxy", Image: "app:1", RestartPolicy: &always}}
-	p.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr(int64(2000))}
+	p := simplePod("claims")
+	p.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpu", ResourceClaimName: ptr("gpu-claim")}}
 	e.createPod(p)
-	msgs := e.waitEvent("sidecar", "UnsupportedFields")
-	if !strings.Contains(msgs[0], "initContainers[proxy].restartPolicy") || !strings.Contains(msgs[0], "securityContext.fsGroup") {
+	msgs := e.waitEvent("claims", "UnsupportedFields")
+	if !strings.Contains(msgs[0], "resourceClaims") {
 		t.Errorf("event = %q", msgs[0])
 	}
 }

@@ -57,8 +57,16 @@ func (w *podWorker) probeState(id string, c *corev1.Container) (started, ready b
 // of containers that are gone.
 func (w *podWorker) manageProbes(ctx context.Context, pod *corev1.Pod, pc podContainers) {
 	live := map[string]bool{}
+	probed := make([]*corev1.Container, 0, len(pod.Spec.Containers)+len(pod.Spec.InitContainers))
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			probed = append(probed, &pod.Spec.InitContainers[i])
+		}
+	}
 	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+		probed = append(probed, &pod.Spec.Containers[i])
+	}
+	for _, c := range probed {
 		st := pc.latest(c.Name)
 		if st == nil || st.State != runtime.ContainerRunning {
 			continue

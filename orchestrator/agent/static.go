@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,8 +27,11 @@ const (
 	AnnotationConfigMirror = "kubernetes.io/config.mirror"
 )
 
-// staticScanInterval is how often the manifest directory is read.
-const staticScanInterval = 2 * time.Second
+// staticResyncInterval is how often the manifest directory is read even
+// without an inotify event (upstream's file source checks every 20 s); a
+// directory that cannot be watched (it does not exist yet) is also retried
+// then.
+const staticResyncInterval = 20 * time.Second
 
 func isMirrorPod(p *corev1.Pod) bool {
 	_, ok := p.Annotations[AnnotationConfigMirror]
@@ -74,7 +78,29 @@ func ParseStaticPod(reg *store.Registry, data []byte, node, source string) (*cor
 // mirror pod in the API.
 func (a *Agent) staticLoop(ctx context.Context) error {
 	known := map[types.UID]bool{}
+	changed := make(chan struct{}, 1)
+	var dw *dirWatcher
+	defer func() {
+		if dw != nil {
+			dw.close()
+		}
+	}()
 	for {
+		if dw == nil {
+			var err error
+			if dw, err = watchDir(a.cfg.StaticPodDir, changed, a.log); err != nil {
+				lvl := slog.LevelDebug
+				if _, serr := os.Stat(a.cfg.StaticPodDir); serr == nil {
+					lvl = slog.LevelWarn // it exists: inotify itself failed (instance limit?)
+				}
+				a.log.Log(ctx, lvl, "static pod directory not watched; rescanning it every 20 s", "dir", a.cfg.StaticPodDir, "err", err)
+			}
+		} else if dw.gone() {
+			// The directory was removed or moved: watch it again once it
+			// is back.
+			dw.close()
+			dw = nil
+		}
 		want := map[types.UID]*corev1.Pod{}
 		entries, err := os.ReadDir(a.cfg.StaticPodDir)
 		if err != nil && !os.IsNotExist(err) {
@@ -131,9 +157,16 @@ func (a *Agent) staticLoop(ctx context.Context) error {
 			}
 			a.mu.Unlock()
 		}
-		if !sleepCtx(ctx, a.clk, staticScanInterval) {
+		t := a.clk.NewTimer(staticResyncInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return nil
+		case <-changed:
+		case <-a.staticKick:
+		case <-t.C():
 		}
+		t.Stop()
 	}
 }
 

@@ -47,12 +47,40 @@ func (w *podWorker) computeStatus(ctx context.Context, pod *corev1.Pod, pc podCo
 	// Init containers.
 	initDone := true
 	initFailed := false
-	var incomplete []string
+	initialized := mainStarted(pod, pc)
+	var incomplete, unready []string
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := w.containerStatus(ctx, pod, c, pc, "PodInitializing")
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+		if isSidecar(c) {
+			// A sidecar counts in readiness; it holds initialization up
+			// until it has started once (as upstream's getPhase).
+			if !cs.Ready {
+				unready = append(unready, c.Name)
+			}
+			pending := false
+			switch {
+			case cs.State.Running != nil:
+				pending = cs.Started == nil || !*cs.Started
+			case cs.State.Terminated != nil:
+				pending = !initialized
+			default:
+				pending = cs.LastTerminationState.Terminated == nil
+			}
+			if pending && !initialized {
+				initDone = false
+				incomplete = append(incomplete, c.Name)
+			}
+			continue
+		}
 		if t := cs.State.Terminated; t != nil && t.ExitCode == 0 {
+			continue
+		}
+		if initialized {
+			// The app containers run: a regular init container whose
+			// container was garbage collected or is reported otherwise
+			// does not take the pod back.
 			continue
 		}
 		initDone = false
@@ -67,7 +95,6 @@ func (w *podWorker) computeStatus(ctx context.Context, pod *corev1.Pod, pc podCo
 	if len(pod.Spec.InitContainers) > 0 {
 		defaultWaiting = "PodInitializing"
 	}
-	var unready []string
 	running, waiting, stopped, succeeded := 0, 0, 0, 0
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
@@ -264,9 +291,16 @@ func PodStatusString(pod *corev1.Pod) string {
 			initialized = true
 		}
 	}
+	restartable := map[string]bool{}
+	for i := range pod.Spec.InitContainers {
+		restartable[pod.Spec.InitContainers[i].Name] = isSidecar(&pod.Spec.InitContainers[i])
+	}
 	for i, cs := range pod.Status.InitContainerStatuses {
 		switch {
 		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
+			continue
+		case restartable[cs.Name] && cs.Started != nil && *cs.Started:
+			// A started sidecar does not hold the pod in Init.
 			continue
 		case cs.State.Terminated != nil:
 			if cs.State.Terminated.Reason == "" {

@@ -62,6 +62,21 @@ func (w *podWorker) prepareVolumes(ctx context.Context, pod *corev1.Pod, refresh
 }
 
 func (w *podWorker) prepareVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, base string) (*volume, error) {
+	vol, err := w.setUpVolume(ctx, pod, v, base)
+	if err != nil || vol.content {
+		return vol, err
+	}
+	// fsGroup: the pod's group owns emptyDir and claim volumes (content
+	// volumes get it as they are written).
+	if gid, onRootMismatch := podFSGroup(pod); gid != nil && (v.EmptyDir != nil || v.PersistentVolumeClaim != nil) {
+		if err := setVolumeOwnership(vol.hostPath, *gid, vol.readOnly, onRootMismatch); err != nil {
+			return nil, err
+		}
+	}
+	return vol, nil
+}
+
+func (w *podWorker) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, base string) (*volume, error) {
 	switch {
 	case v.EmptyDir != nil:
 		dir := filepath.Join(base, "empty-dir", v.Name)
@@ -96,7 +111,22 @@ func (w *podWorker) prepareVolume(ctx context.Context, pod *corev1.Pod, v *corev
 		return nil, err
 	}
 	dir := filepath.Join(base, "content", v.Name)
-	if err := writeAtomic(dir, files, w.a.clk.Now().Format("2006_01_02_15_04_05.000000000")); err != nil {
+	var setPerms func(string) error
+	if gid, _ := podFSGroup(pod); gid != nil {
+		for p, fc := range files {
+			// The modes after the ownership change, so that an unchanged
+			// volume compares equal and is not rewritten.
+			fc.mode |= fsGroupROMask
+			files[p] = fc
+		}
+		setPerms = func(tsDir string) error {
+			if err := setVolumeOwnership(tsDir, *gid, true, false); err != nil {
+				return err
+			}
+			return os.Lchown(dir, -1, int(*gid))
+		}
+	}
+	if err := writeAtomic(dir, files, w.a.clk.Now().Format("2006_01_02_15_04_05.000000000"), setPerms); err != nil {
 		return nil, err
 	}
 	return &volume{hostPath: dir, readOnly: true, content: true}, nil
@@ -209,9 +239,19 @@ func (w *podWorker) volumeFiles(ctx context.Context, pod *corev1.Pod, v *corev1.
 			case src.DownwardAPI != nil:
 				err = w.downwardFiles(pod, files, src.DownwardAPI.Items, mode)
 			case src.ServiceAccountToken != nil:
-				if !w.warned["sat/"+v.Name] {
-					w.warned["sat/"+v.Name] = true
-					w.event(pod, corev1.EventTypeWarning, "UnsupportedVolumeSource", "volume %q: serviceAccountToken projections are not supported by this node; the token file is not written", v.Name)
+				if w.a.cfg.TokenRequester == nil {
+					if !w.warned["sat/"+v.Name] {
+						w.warned["sat/"+v.Name] = true
+						w.event(pod, corev1.EventTypeWarning, "UnsupportedVolumeSource", "volume %q: serviceAccountToken projections need a token issuer, which this node has not been given; the token file is not written", v.Name)
+					}
+					continue
+				}
+				if !filepath.IsLocal(src.ServiceAccountToken.Path) {
+					return nil, fmt.Errorf("invalid path %q", src.ServiceAccountToken.Path)
+				}
+				var tok string
+				if tok, err = w.serviceAccountToken(ctx, pod, v.Name, src.ServiceAccountToken); err == nil {
+					files[src.ServiceAccountToken.Path] = fileContent{[]byte(tok), mode}
 				}
 			default:
 				err = errors.New("unsupported projected volume source")
@@ -319,7 +359,10 @@ func (w *podWorker) downwardFiles(pod *corev1.Pod, files map[string]fileContent,
 // symlink points to, and each top-level name is a symlink through
 // "..data". An update writes a new directory and swaps the symlink in one
 // rename, so a container never sees a half-written volume.
-func writeAtomic(dir string, files map[string]fileContent, stamp string) error {
+//
+// setPerms, when not nil, runs on the new timestamped directory before it
+// is published (the fsGroup ownership change).
+func writeAtomic(dir string, files map[string]fileContent, stamp string, setPerms func(tsDir string) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -343,6 +386,11 @@ func writeAtomic(dir string, files map[string]fileContent, stamp string) error {
 			return err
 		}
 		if err := os.Chmod(full, fc.mode.Perm()); err != nil {
+			return err
+		}
+	}
+	if setPerms != nil {
+		if err := setPerms(tsDir); err != nil {
 			return err
 		}
 	}

@@ -53,6 +53,7 @@ type podWorker struct {
 	gone        bool
 	resyncDue   bool
 	evictMsg    string
+	evicted     bool // the eviction requested by evictMsg is done
 	sandboxID   string
 	killing     map[string]string // container ID -> reason
 	mirrorName  string            // static pods: the mirror pod's namespace/name
@@ -65,17 +66,20 @@ type podWorker struct {
 	waiting      map[string]waitingInfo
 	termMsgs     map[string]string
 	probes       map[string]*containerProbes
+	tokens       map[string]*cachedToken // volume/path -> projected service account token
 	lastStatus   *corev1.PodStatus
 	warned       map[string]bool
 	terminated   bool
-	actions      int // runtime calls that change containers, to know when to list again
+	admitted     bool // passed the node's admission
+	listFailures int  // consecutive failures to list the pod's containers
+	actions      int  // runtime calls that change containers, to know when to list again
 }
 
 func newPodWorker(a *Agent, p *corev1.Pod, static bool) *podWorker {
 	return &podWorker{a: a, uid: p.UID, static: static, pod: p, kick: make(chan struct{}, 1),
 		killing: map[string]string{}, volumes: map[string]*volume{}, backoff: map[string]*backoffEntry{},
 		imageBackoff: map[string]*backoffEntry{}, waiting: map[string]waitingInfo{}, termMsgs: map[string]string{},
-		probes: map[string]*containerProbes{}, warned: map[string]bool{}}
+		probes: map[string]*containerProbes{}, warned: map[string]bool{}, tokens: map[string]*cachedToken{}}
 }
 
 func (w *podWorker) setPod(p *corev1.Pod) {
@@ -104,6 +108,14 @@ func (w *podWorker) evict(msg string) {
 	w.evictMsg = msg
 	w.mu.Unlock()
 	w.kickNow()
+}
+
+// evictionState reports whether the pod was asked to leave the node
+// (requested) and whether it has (done).
+func (w *podWorker) evictionState() (requested, done bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.evictMsg != "", w.evicted
 }
 
 func (w *podWorker) requestKill(containerID, reason string) {
@@ -191,9 +203,18 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	if gone || pod.DeletionTimestamp != nil {
 		return w.terminate(ctx, pod, gone), true
 	}
+	if w.lastStatus != nil && (w.lastStatus.Phase == corev1.PodSucceeded || w.lastStatus.Phase == corev1.PodFailed) && pod.Status.Phase != w.lastStatus.Phase {
+		// The watch has not delivered our own terminal status yet.
+		pod.Status.Phase = w.lastStatus.Phase
+	}
 	if w.terminated || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		// A finished pod keeps its containers (for logs) but runs none.
-		w.stopAll(ctx, pod, 0)
+		// A finished pod keeps its containers (for logs) but runs none;
+		// its sidecars are stopped gracefully, in reverse order.
+		grace := time.Duration(0)
+		if hasRunningSidecar(ctx, pod, w) {
+			grace = w.gracePeriod(pod, nil)
+		}
+		w.stopAll(ctx, pod, grace)
 		if !w.terminated {
 			// Exit details can settle after the exit is first seen (an OOM
 			// kill is known once the runtime has read the cgroup): keep
@@ -209,7 +230,25 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	if evictMsg != "" {
 		w.finish(ctx, pod, "Evicted", evictMsg)
 		w.event(pod, corev1.EventTypeWarning, "Evicted", "%s", evictMsg)
+		w.mu.Lock()
+		w.evicted = true
+		w.mu.Unlock()
 		return 0, false
+	}
+	if !w.admitted {
+		// A pod new to the node is admitted against the node's pressure
+		// conditions; a pod that already started here (re-adopted) is not
+		// looked at again.
+		if msg := w.a.admissionRejection(pod, w.static); msg != "" && pod.Status.StartTime == nil {
+			// As the kubelet's rejection: only the phase, reason and
+			// message; no container ever ran.
+			w.event(pod, corev1.EventTypeWarning, "Evicted", "%s", msg)
+			w.writeStatus(ctx, pod, &corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: msg,
+				QOSClass: store.QOSClass(&pod.Spec), Conditions: pod.Status.Conditions})
+			w.terminated = true
+			return 0, false
+		}
+		w.admitted = true
 	}
 	w.warnUnsupported(pod)
 	var next time.Duration
@@ -223,20 +262,33 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		}
 		next = left
 	}
+	if due := w.tokenRefreshDue(); !due.IsZero() {
+		// Projected service account tokens are renewed when due.
+		if left := due.Sub(w.a.clk.Now()); left <= 0 {
+			refresh = true
+		} else {
+			next = minDur(next, left)
+		}
+	}
 	if err := w.prepareVolumes(ctx, pod, refresh); err != nil {
 		w.event(pod, corev1.EventTypeWarning, "FailedMount", "%s", err.Error())
 		w.writeStatus(ctx, pod, w.computeStatus(ctx, pod, nil, false))
 		return minDur(next, 5*time.Second), false
 	}
 	if err := w.ensureSandbox(ctx, pod); err != nil {
+		if le := (*runtimeListError)(nil); errors.As(err, &le) && w.runtimeUnreachable(ctx, pod, err) {
+			return minDur(next, time.Second), false
+		}
 		w.event(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 		w.writeStatus(ctx, pod, w.computeStatus(ctx, pod, nil, false))
 		return minDur(next, 5*time.Second), false
 	}
 	ctrs, err := w.listContainers(ctx)
 	if err != nil {
+		w.runtimeUnreachable(ctx, pod, err)
 		return minDur(next, time.Second), false
 	}
+	w.listFailures = 0
 	before := w.actions
 	wake := w.reconcile(ctx, pod, ctrs)
 	next = minDur(next, wake)
@@ -250,6 +302,80 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	w.writeStatus(ctx, pod, w.computeStatus(ctx, pod, ctrs, true))
 	w.gcContainers(ctx, ctrs)
 	return next, false
+}
+
+// hasRunningSidecar reports whether a sidecar of the pod still runs.
+func hasRunningSidecar(ctx context.Context, pod *corev1.Pod, w *podWorker) bool {
+	has := false
+	for i := range pod.Spec.InitContainers {
+		has = has || isSidecar(&pod.Spec.InitContainers[i])
+	}
+	if !has {
+		return false
+	}
+	pc, err := w.listContainers(ctx)
+	if err != nil {
+		return false
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if l := pc.latest(c.Name); isSidecar(c) && l != nil && l.State != runtime.ContainerExited {
+			return true
+		}
+	}
+	return false
+}
+
+// runtimeListError is a failure of the runtime to report its sandboxes:
+// the runtime cannot tell the pod's state (as opposed to failing to create
+// a sandbox).
+type runtimeListError struct{ err error }
+
+func (e *runtimeListError) Error() string { return e.err.Error() }
+func (e *runtimeListError) Unwrap() error { return e.err }
+
+// unknownAfterFailures is how many syncs in a row the runtime may fail to
+// report a running pod before its phase becomes Unknown.
+const unknownAfterFailures = 3
+
+// runtimeUnreachable handles a failure of the runtime to report a pod that
+// was running (before an agent restart too): after a few failures in a row
+// its phase becomes Unknown and it is no longer Ready, as upstream's pod
+// phase documentation describes ("the state of the Pod could not be
+// obtained"). It reports whether the pod was such a pod; the worker then
+// retries without touching anything.
+func (w *podWorker) runtimeUnreachable(ctx context.Context, pod *corev1.Pod, err error) bool {
+	prev := &pod.Status
+	if w.lastStatus != nil {
+		prev = w.lastStatus
+	}
+	if prev.Phase != corev1.PodRunning && prev.Phase != corev1.PodUnknown {
+		return false
+	}
+	w.listFailures++
+	if w.listFailures < unknownAfterFailures || prev.Phase == corev1.PodUnknown {
+		return true
+	}
+	w.a.log.Warn("runtime cannot report the pod; phase Unknown", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	st := prev.DeepCopy()
+	st.Phase = corev1.PodUnknown
+	now := metav1.NewTime(w.a.clk.Now())
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		if (c.Type == corev1.PodReady || c.Type == corev1.ContainersReady) && c.Status == corev1.ConditionTrue {
+			c.Status, c.Reason, c.LastTransitionTime = corev1.ConditionFalse, "PodStatusUnknown", now
+			c.Message = "the container runtime cannot report the pod's state: " + err.Error()
+		}
+	}
+	for i := range st.ContainerStatuses {
+		st.ContainerStatuses[i].Ready = false
+	}
+	for i := range st.InitContainerStatuses {
+		st.InitContainerStatuses[i].Ready = false
+	}
+	w.stopProbes()
+	w.writeStatus(ctx, pod, st)
+	return true
 }
 
 func minDur(a, b time.Duration) time.Duration {
@@ -273,7 +399,7 @@ func (w *podWorker) ensureSandbox(ctx context.Context, pod *corev1.Pod) error {
 	}
 	sbs, err := w.a.rt.ListPodSandboxes(ctx)
 	if err != nil {
-		return err
+		return &runtimeListError{err}
 	}
 	var found *runtime.PodSandbox
 	attempt := uint32(0)
@@ -327,7 +453,34 @@ func (w *podWorker) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtime.PodS
 		cfg.HostAliases = append(cfg.HostAliases, runtime.HostAlias{IP: h.IP, Hostnames: h.Hostnames})
 	}
 	cfg.DNS = w.dnsConfig(pod)
+	cfg.ShareProcessNamespace = pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace
+	cfg.HostPID, cfg.HostIPC = pod.Spec.HostPID, pod.Spec.HostIPC
+	cfg.QOSClass = runtime.QOSClass(store.QOSClass(&pod.Spec))
 	return cfg
+}
+
+// seccompProfile and appArmorProfile translate a security context's
+// profile choice for the runtime (nil: not set).
+func seccompProfile(p *corev1.SeccompProfile) runtime.SecurityProfile {
+	if p == nil {
+		return runtime.SecurityProfile{}
+	}
+	out := runtime.SecurityProfile{Type: runtime.ProfileType(p.Type)}
+	if p.LocalhostProfile != nil {
+		out.LocalhostProfile = *p.LocalhostProfile
+	}
+	return out
+}
+
+func appArmorProfile(p *corev1.AppArmorProfile) runtime.SecurityProfile {
+	if p == nil {
+		return runtime.SecurityProfile{}
+	}
+	out := runtime.SecurityProfile{Type: runtime.ProfileType(p.Type)}
+	if p.LocalhostProfile != nil {
+		out.LocalhostProfile = *p.LocalhostProfile
+	}
+	return out
 }
 
 // dnsConfig applies the pod's dnsPolicy and dnsConfig.
@@ -456,9 +609,51 @@ func (w *podWorker) reconcile(ctx context.Context, pod *corev1.Pod, pc podContai
 		}
 	}
 	policy := pod.Spec.RestartPolicy
+	// Once an app container exists the pod has initialized: regular init
+	// containers are not looked at again and sidecars no longer hold
+	// anything up.
+	initialized := mainStarted(pod, pc)
+	mainDone := mainContainersDone(pod, pc)
+	var next time.Duration
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		latest := pc.latest(c.Name)
+		if isSidecar(c) {
+			// A sidecar (restartPolicy Always) starts in order, lets the
+			// next init container start once it has started (startupProbe
+			// passed), keeps running and is restarted whenever it exits,
+			// whatever the pod's restartPolicy, until the app containers
+			// are done.
+			switch {
+			case mainDone:
+				continue
+			case latest == nil:
+				d := w.startContainer(ctx, pod, c, 0, true)
+				if !initialized {
+					w.kickNow() // look again at once: the next one may start
+					return d
+				}
+				next = minDur(next, d)
+			case latest.State == runtime.ContainerExited:
+				d := w.restart(ctx, pod, c, latest, true)
+				if !initialized {
+					return d
+				}
+				next = minDur(next, d)
+			case latest.State == runtime.ContainerRunning:
+				if started, _ := w.probeState(latest.ID, c); !started && !initialized {
+					return next // the startup probe's success wakes the worker
+				}
+			default:
+				if !initialized {
+					return next
+				}
+			}
+			continue
+		}
+		if initialized {
+			continue
+		}
 		switch {
 		case latest == nil:
 			return w.startContainer(ctx, pod, c, 0, true)
@@ -472,7 +667,6 @@ func (w *podWorker) reconcile(ctx context.Context, pod *corev1.Pod, pc podContai
 			return w.restart(ctx, pod, c, latest, true)
 		}
 	}
-	var next time.Duration
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		latest := pc.latest(c.Name)
@@ -493,6 +687,39 @@ func (w *podWorker) reconcile(ctx context.Context, pod *corev1.Pod, pc podContai
 		}
 	}
 	return next
+}
+
+// isSidecar reports whether an init container is a sidecar: an init
+// container with restartPolicy Always.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// mainStarted reports whether any app container of the pod was created:
+// the pod got past its init containers.
+func mainStarted(pod *corev1.Pod, pc podContainers) bool {
+	for i := range pod.Spec.Containers {
+		if pc.latest(pod.Spec.Containers[i].Name) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// mainContainersDone reports whether every app container has exited for
+// good under the pod's restartPolicy (never under Always): the pod is
+// finishing and its sidecars are to be stopped, not restarted.
+func mainContainersDone(pod *corev1.Pod, pc podContainers) bool {
+	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways || pod.Spec.RestartPolicy == "" || len(pod.Spec.Containers) == 0 {
+		return false
+	}
+	for i := range pod.Spec.Containers {
+		l := pc.latest(pod.Spec.Containers[i].Name)
+		if l == nil || l.State != runtime.ContainerExited || shouldRestart(pod.Spec.RestartPolicy, l.ExitCode) {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *podWorker) specOf(pod *corev1.Pod, pc podContainers, id string) (*corev1.Container, *runtime.ContainerStatus) {
@@ -666,8 +893,21 @@ func (w *podWorker) containerConfig(ctx context.Context, pod *corev1.Pod, c *cor
 	}
 	if sc := pod.Spec.SecurityContext; sc != nil {
 		cfg.Security.RunAsUser, cfg.Security.RunAsGroup = sc.RunAsUser, sc.RunAsGroup
+		cfg.Security.SupplementalGroups = supplementalGroups(pod)
+		cfg.Security.SELinuxLabel = seLinuxLabel(sc.SELinuxOptions)
+		cfg.Security.Seccomp = seccompProfile(sc.SeccompProfile)
+		cfg.Security.AppArmor = appArmorProfile(sc.AppArmorProfile)
 	}
 	if sc := c.SecurityContext; sc != nil {
+		if sc.SeccompProfile != nil {
+			cfg.Security.Seccomp = seccompProfile(sc.SeccompProfile)
+		}
+		if sc.AppArmorProfile != nil {
+			cfg.Security.AppArmor = appArmorProfile(sc.AppArmorProfile)
+		}
+		if l := seLinuxLabel(sc.SELinuxOptions); l != "" {
+			cfg.Security.SELinuxLabel = l
+		}
 		if sc.RunAsUser != nil {
 			cfg.Security.RunAsUser = sc.RunAsUser
 		}
@@ -722,14 +962,44 @@ func (w *podWorker) killContainer(ctx context.Context, pod *corev1.Pod, c *corev
 }
 
 // stopAll stops every running container of the pod (grace 0: at once, else
-// the given grace).
+// the given grace): the app and regular init containers together, then the
+// sidecars one by one in reverse order with what is left of the grace
+// period (at least the 2 s minimum each), as upstream since v1.29.
 func (w *podWorker) stopAll(ctx context.Context, pod *corev1.Pod, grace time.Duration) {
 	pc, err := w.listContainers(ctx)
 	if err != nil {
 		return
 	}
+	start := w.a.clk.Now()
+	sidecars := map[string]bool{}
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			sidecars[pod.Spec.InitContainers[i].Name] = true
+		}
+	}
+	w.stopContainers(ctx, pod, pc, grace, func(name string) bool { return !sidecars[name] })
+	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+		name := pod.Spec.InitContainers[i].Name
+		if !sidecars[name] {
+			continue
+		}
+		left := grace
+		if grace > 0 {
+			left = max(grace-w.a.clk.Since(start), minimumGracePeriod)
+		}
+		w.stopContainers(ctx, pod, pc, left, func(n string) bool { return n == name })
+	}
+	w.stopProbes()
+}
+
+// stopContainers stops, in parallel, the running containers whose name
+// passes pick.
+func (w *podWorker) stopContainers(ctx context.Context, pod *corev1.Pod, pc podContainers, grace time.Duration, pick func(string) bool) {
 	var wg sync.WaitGroup
 	for name, l := range pc {
+		if !pick(name) {
+			continue
+		}
 		for _, st := range l {
 			if st.State == runtime.ContainerExited {
 				continue
@@ -750,7 +1020,6 @@ func (w *podWorker) stopAll(ctx context.Context, pod *corev1.Pod, grace time.Dur
 		}
 	}
 	wg.Wait()
-	w.stopProbes()
 }
 
 func containerSpec(pod *corev1.Pod, name string) *corev1.Container {
@@ -941,24 +1210,8 @@ func (w *podWorker) warnUnsupported(pod *corev1.Pod) {
 	}
 	w.warned["fields"] = true
 	var fields []string
-	for _, c := range pod.Spec.InitContainers {
-		if c.RestartPolicy != nil {
-			fields = append(fields, fmt.Sprintf("initContainers[%s].restartPolicy (sidecar containers run as plain init containers)", c.Name))
-		}
-	}
 	if len(pod.Spec.EphemeralContainers) > 0 {
 		fields = append(fields, "ephemeralContainers")
-	}
-	if sc := pod.Spec.SecurityContext; sc != nil {
-		if sc.FSGroup != nil {
-			fields = append(fields, "securityContext.fsGroup")
-		}
-		if sc.SELinuxOptions != nil {
-			fields = append(fields, "securityContext.seLinuxOptions")
-		}
-		if len(sc.SupplementalGroups) > 0 {
-			fields = append(fields, "securityContext.supplementalGroups")
-		}
 	}
 	if len(pod.Spec.ResourceClaims) > 0 {
 		fields = append(fields, "resourceClaims")
