@@ -375,7 +375,7 @@ func (s *Store) Patch(ctx context.Context, res schema.GroupResource, namespace, 
 		return nil, apierrors.NewMethodNotSupported(k.GroupResource(), "patch status")
 	}
 	patched := func(cur runtime.Object) (runtime.Object, error) {
-		next, err := applyPatch(k, cur, pt, data)
+		next, err := ApplyPatch(k, cur, pt, data)
 		if err != nil {
 			return nil, err
 		}
@@ -407,8 +407,12 @@ func (s *Store) Patch(ctx context.Context, res schema.GroupResource, namespace, 
 
 const optimisticPatchTries = 3
 
-// applyPatch returns cur with the patch applied; cur is not changed.
-func applyPatch(k *Kind, cur runtime.Object, pt types.PatchType, data []byte) (runtime.Object, error) {
+// ApplyPatch returns cur, an object of kind k, with a JSON patch, JSON
+// merge patch or strategic merge patch applied; cur is not changed. A bad
+// patch is a BadRequest error, an unknown patch type UnsupportedMediaType.
+// The API server uses it to patch outside the store, where it records
+// managed fields.
+func ApplyPatch(k *Kind, cur runtime.Object, pt types.PatchType, data []byte) (runtime.Object, error) {
 	orig, err := json.Marshal(cur)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode for patch: %w", err)
@@ -435,6 +439,7 @@ func applyPatch(k *Kind, cur runtime.Object, pt types.PatchType, data []byte) (r
 	if err := json.Unmarshal(patched, next); err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object is not a valid %s: %v", k.GVK.Kind, err))
 	}
+	next.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
 	return next, nil
 }
 

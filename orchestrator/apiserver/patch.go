@@ -1,19 +1,16 @@
 package apiserver
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
 
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 
 	"github.com/tugboatdev/tugboat/store"
 )
@@ -33,7 +30,7 @@ func (s *Server) patchTracked(r *http.Request, info requestInfo, k *store.Kind, 
 		if err != nil {
 			return nil, err
 		}
-		next, err := applyPatch(k, live, pt, body)
+		next, err := store.ApplyPatch(k, live, pt, body)
 		if err != nil {
 			return nil, err
 		}
@@ -63,39 +60,6 @@ func (s *Server) patchTracked(r *http.Request, info requestInfo, k *store.Kind, 
 		}
 		time.Sleep(time.Duration(try+1) * time.Millisecond)
 	}
-}
-
-// applyPatch returns live with a JSON, merge or strategic merge patch
-// applied; live is not changed.
-func applyPatch(k *store.Kind, live runtime.Object, pt types.PatchType, patch []byte) (runtime.Object, error) {
-	orig, err := json.Marshal(live)
-	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("encode for patch: %w", err))
-	}
-	var patched []byte
-	switch pt {
-	case types.JSONPatchType:
-		p, perr := jsonpatch.DecodePatch(patch)
-		if perr != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid JSON patch: %v", perr))
-		}
-		patched, err = p.Apply(orig)
-	case types.MergePatchType:
-		patched, err = jsonpatch.MergePatch(orig, patch)
-	case types.StrategicMergePatchType:
-		patched, err = strategicpatch.StrategicMergePatch(orig, patch, k.New())
-	default:
-		return nil, unsupportedMediaType(string(pt))
-	}
-	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch could not be applied: %v", err))
-	}
-	next := k.New()
-	if err := json.Unmarshal(patched, next); err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object is not a valid %s: %v", k.GVK.Kind, err))
-	}
-	next.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
-	return next, nil
 }
 
 // allowCreateOnUpdate reports whether the upstream REST strategy of gr
