@@ -45,6 +45,12 @@ type Config struct {
 	// LocalPathDir is where the local-path provisioner makes volumes
 	// (default /var/lib/tugboat/local-path).
 	LocalPathDir string
+	// RootCAPEM is the cluster CA bundle (PEM) the root CA publisher puts
+	// in every namespace's kube-root-ca.crt ConfigMap; empty turns it off.
+	RootCAPEM []byte
+	// Location is the time zone of CronJobs without spec.timeZone; nil
+	// means time.Local (kube-controller-manager's zone).
+	Location *time.Location
 }
 
 func (c Config) withDefaults() Config {
@@ -59,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 4
+	}
+	if c.Location == nil {
+		c.Location = time.Local
 	}
 	return c
 }

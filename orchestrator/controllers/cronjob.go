@@ -27,7 +27,8 @@ var gvkCronJob = batchv1.SchemeGroupVersion.WithKind("CronJob")
 const maxMissedSchedules = 100
 
 // CronJob is the CronJob reconciler: it creates a Job at each time of the
-// cron schedule (in spec.timeZone, UTC when unset), honouring
+// cron schedule (in spec.timeZone; when unset, in the controller's own
+// zone, Config.Location, time.Local by default, as upstream), honouring
 // concurrencyPolicy (Allow, Forbid, Replace), startingDeadlineSeconds and
 // suspend, tracks active Jobs and last schedule/success times in status,
 // and deletes finished Jobs beyond the successful/failed history limits.
@@ -78,7 +79,7 @@ func (r *CronJob) Reconcile(ctx context.Context, key string) (controller.Result,
 		return controller.Result{}, nil
 	}
 	now := r.cfg.Clock.Now()
-	loc := time.UTC
+	loc := r.cfg.Location
 	if cj.Spec.TimeZone != nil {
 		l, err := time.LoadLocation(*cj.Spec.TimeZone)
 		if err != nil {

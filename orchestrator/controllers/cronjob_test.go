@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tugboatdev/tugboat/orchestrator/controller"
 	"github.com/tugboatdev/tugboat/orchestrator/simnode"
 	"github.com/tugboatdev/tugboat/store"
 )
@@ -135,6 +136,32 @@ func TestCronJobTimeZone(t *testing.T) {
 		js := e.cronJobs("morning")
 		want := time.Date(2026, 1, 2, 1, 0, 0, 0, time.UTC)
 		return len(js) == 1 && js[0].Name == fmt.Sprintf("morning-%d", want.Unix()/60), fmt.Sprint(jobNames(js))
+	})
+}
+
+// Without spec.timeZone the schedule is read in the controller's zone
+// (kube-controller-manager's local time), which Config.Location injects.
+func TestCronJobControllerLocalZone(t *testing.T) {
+	if got := (Config{Informers: &controller.Factory{}}).withDefaults().Location; got != time.Local {
+		t.Errorf("default location %v, want time.Local", got)
+	}
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, simnode.Options{Nodes: 1}, func(c Config) runner { c.Location = tokyo; return NewCronJob(c) })
+	mustCreate(e, cronJob("local", "0 9 * * *", batchv1.AllowConcurrent))
+	// Now is 12:00 UTC = 21:00 in Tokyo; 09:00 there is 00:00 UTC tomorrow
+	// (09:00 UTC, the answer in UTC, would come 9 hours later).
+	e.clk.Step(11*time.Hour + 59*time.Minute)
+	if ok, desc := e.settle(func() (bool, string) { js := e.cronJobs("local"); return len(js) == 0, fmt.Sprint(jobNames(js)) }); !ok {
+		t.Fatalf("job before 09:00 Tokyo: %s", desc)
+	}
+	e.clk.Step(2 * time.Minute)
+	e.waitFor("job at 00:00 UTC", func() (bool, string) {
+		js := e.cronJobs("local")
+		want := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+		return len(js) == 1 && js[0].Name == fmt.Sprintf("local-%d", want.Unix()/60), fmt.Sprint(jobNames(js))
 	})
 }
 

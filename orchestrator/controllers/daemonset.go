@@ -35,8 +35,9 @@ var daemonTolerations = []corev1.Toleration{
 // (node selector, required node affinity and taints, with the tolerations
 // upstream adds, so cordoned nodes are included), pinned by a required
 // metadata.name node affinity; pods on nodes that stop being eligible or
-// are deleted are removed; RollingUpdate (maxUnavailable) and OnDelete
-// updates; ControllerRevisions and status.
+// are deleted are removed; RollingUpdate (maxUnavailable, or maxSurge: a
+// new pod beside the old one, which goes once the new one is available)
+// and OnDelete updates; ControllerRevisions and status.
 type DaemonSet struct {
 	cfg   Config
 	dss   controller.Lister[*appsv1.DaemonSet]
@@ -75,6 +76,42 @@ func (r *DaemonSet) Run(ctx context.Context) error {
 	g.Go(func() error { return r.rec.Run(gctx) })
 	g.Go(func() error { return r.Controller.Run(gctx) })
 	return g.Wait()
+}
+
+// daemonRollingLimits resolves a DaemonSet's rolling update maxSurge and
+// maxUnavailable against the number of eligible nodes, rounding
+// percentages up as upstream; when both are 0, maxUnavailable is 1.
+func daemonRollingLimits(ds *appsv1.DaemonSet, desired int) (maxSurge, maxUnavail int) {
+	maxUnavail = 1
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	if ru == nil {
+		return 0, 1
+	}
+	if ru.MaxUnavailable != nil {
+		if v, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, desired, true); err == nil {
+			maxUnavail = v
+		}
+	}
+	if ru.MaxSurge != nil {
+		if v, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, desired, true); err == nil {
+			maxSurge = v
+		}
+	}
+	if maxSurge == 0 && maxUnavail == 0 {
+		maxUnavail = 1
+	}
+	return maxSurge, maxUnavail
+}
+
+// countEligible counts the nodes a daemon pod of ds should run on.
+func (r *DaemonSet) countEligible(ds *appsv1.DaemonSet, nodes []*corev1.Node) int {
+	n := 0
+	for _, node := range nodes {
+		if nodeEligible(&ds.Spec.Template.Spec, node) {
+			n++
+		}
+	}
+	return n
 }
 
 // nodeEligible reports whether a daemon pod of tmpl should run on node.
@@ -229,9 +266,13 @@ func (r *DaemonSet) Reconcile(ctx context.Context, key string) (controller.Resul
 	var create []string
 	var del []*corev1.Pod
 	var st appsv1.DaemonSetStatus
-	var oldAvailable []*corev1.Pod
-	unavailable := 0
 	nodes := r.nodes.List("", nil)
+	rolling := ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType
+	maxSurge, maxUnavail := daemonRollingLimits(ds, r.countEligible(ds, nodes))
+	surge := rolling && maxSurge > 0
+	var oldAvailable []*corev1.Pod // old pods a rolling update may replace
+	var surgeCandidates []string   // nodes whose available old pod may get a new one beside it
+	unavailable, surging := 0, 0
 	known := map[string]bool{}
 	for _, node := range nodes {
 		known[node.Name] = true
@@ -242,25 +283,69 @@ func (r *DaemonSet) Reconcile(ctx context.Context, key string) (controller.Resul
 			continue
 		}
 		st.DesiredNumberScheduled++
-		var live []*corev1.Pod
+		var newPods, oldPods []*corev1.Pod
 		for _, p := range ps {
-			if p.Status.Phase == corev1.PodFailed {
+			switch {
+			case p.Status.Phase == corev1.PodFailed:
 				del = append(del, p)
-				continue
+			case p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash:
+				newPods = append(newPods, p)
+			default:
+				oldPods = append(oldPods, p)
 			}
-			live = append(live, p)
 		}
-		if len(live) == 0 {
+		if len(newPods)+len(oldPods) == 0 {
 			create = append(create, node.Name)
 			unavailable++
 			continue
 		}
-		sort.Slice(live, func(i, j int) bool { return live[i].CreationTimestamp.Before(&live[j].CreationTimestamp) })
-		del = append(del, live[1:]...)
-		p := live[0]
+		oldestFirst := func(ps []*corev1.Pod) {
+			sort.Slice(ps, func(i, j int) bool { return ps[i].CreationTimestamp.Before(&ps[j].CreationTimestamp) })
+		}
+		oldestFirst(newPods)
+		oldestFirst(oldPods)
+		// One pod of each revision at most; without surge one pod in all.
+		if len(newPods) > 1 {
+			del = append(del, newPods[1:]...)
+			newPods = newPods[:1]
+		}
+		if len(oldPods) > 1 || (len(oldPods) > 0 && len(newPods) > 0 && !surge && rolling) {
+			keep := 1
+			if len(newPods) > 0 && !surge && rolling {
+				keep = 0
+			}
+			del = append(del, oldPods[keep:]...)
+			oldPods = oldPods[:keep]
+		}
+		if len(newPods) > 0 && len(oldPods) > 0 && !rolling {
+			// OnDelete: keep the older pod of the two.
+			if oldPods[0].CreationTimestamp.Before(&newPods[0].CreationTimestamp) {
+				del, newPods = append(del, newPods...), nil
+			} else {
+				del, oldPods = append(del, oldPods...), nil
+			}
+		}
 		st.CurrentNumberScheduled++
+		var p *corev1.Pod // the pod that stands for this node in status
+		switch {
+		case len(newPods) > 0 && len(oldPods) > 0: // surging on this node
+			if isPodAvailable(newPods[0], ds.Spec.MinReadySeconds, now) {
+				del = append(del, oldPods...)
+				p = newPods[0]
+			} else {
+				surging++
+				p = oldPods[0]
+				if !isPodAvailable(p, ds.Spec.MinReadySeconds, now) {
+					p = newPods[0]
+				}
+			}
+		case len(newPods) > 0:
+			p = newPods[0]
+		default:
+			p = oldPods[0]
+		}
 		updated := p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash
-		if updated {
+		if len(newPods) > 0 {
 			st.UpdatedNumberScheduled++
 		}
 		if isPodReady(p) {
@@ -268,12 +353,19 @@ func (r *DaemonSet) Reconcile(ctx context.Context, key string) (controller.Resul
 		}
 		if isPodAvailable(p, ds.Spec.MinReadySeconds, now) {
 			st.NumberAvailable++
-			if !updated {
+			if !updated && len(newPods) == 0 {
 				oldAvailable = append(oldAvailable, p)
+				surgeCandidates = append(surgeCandidates, node.Name)
 			}
-		} else {
-			unavailable++
-			if !updated && ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
+			continue
+		}
+		unavailable++
+		if !updated && len(newPods) == 0 && rolling {
+			if surge {
+				// An old pod that is not available anyway gets its
+				// replacement at once, beyond maxSurge.
+				create = append(create, node.Name)
+			} else {
 				// An old pod that is not available anyway goes at once.
 				del = append(del, p)
 			}
@@ -285,15 +377,19 @@ func (r *DaemonSet) Reconcile(ctx context.Context, key string) (controller.Resul
 			del = append(del, ps...)
 		}
 	}
-	// Rolling update: replace old available pods within maxUnavailable.
-	if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
-		maxUnavail := 1
-		if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
-			v, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, int(st.DesiredNumberScheduled), true)
-			if err == nil {
-				maxUnavail = max(v, 1)
+	switch {
+	case surge:
+		// Rolling update with surge: a new pod beside the old one on up to
+		// maxSurge nodes at a time; the old one goes once the new is available.
+		for _, n := range surgeCandidates {
+			if surging >= maxSurge {
+				break
 			}
+			create = append(create, n)
+			surging++
 		}
+	case rolling:
+		// Rolling update: replace old available pods within maxUnavailable.
 		for _, p := range oldAvailable {
 			if unavailable >= maxUnavail {
 				break

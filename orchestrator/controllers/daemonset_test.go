@@ -2,11 +2,13 @@ package controllers
 
 import (
 	"fmt"
+	"sort"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/tugboatdev/tugboat/orchestrator/simnode"
 	"github.com/tugboatdev/tugboat/store"
@@ -113,4 +115,164 @@ func TestDaemonSetRollingUpdateAndOnDelete(t *testing.T) {
 	if len(crs) != 3 {
 		t.Errorf("%d controller revisions, want 3", len(crs))
 	}
+}
+
+// daemonPodsByNode maps node → images of all live pods there, sorted.
+func (e *env) daemonImages(name string) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range e.pods("default", "app="+name) {
+		if p.DeletionTimestamp == nil {
+			n := nodeOfDaemonPod(p)
+			out[n] = append(out[n], p.Spec.Containers[0].Image)
+			sort.Strings(out[n])
+		}
+	}
+	return out
+}
+
+// startPending starts every pending pod of app (the agent runs in Manual mode).
+func (e *env) startPending(app, image string) int {
+	e.t.Helper()
+	n := 0
+	for _, p := range e.pods("default", "app="+app) {
+		if p.Spec.NodeName != "" && p.Status.Phase == corev1.PodPending && p.DeletionTimestamp == nil &&
+			(image == "" || p.Spec.Containers[0].Image == image) {
+			if err := e.agent.StartPod(e.ctx, "default", p.Name); err != nil {
+				e.t.Fatal(err)
+			}
+			n++
+		}
+	}
+	return n
+}
+
+func TestDaemonSetRollingLimits(t *testing.T) {
+	ru := func(surge, unavail *intstr.IntOrString) *appsv1.DaemonSet {
+		ds := daemonSet("x", "x")
+		ds.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxSurge: surge, MaxUnavailable: unavail}}
+		return ds
+	}
+	pct := func(s string) *intstr.IntOrString { v := intstr.FromString(s); return &v }
+	num := func(n int) *intstr.IntOrString { v := intstr.FromInt32(int32(n)); return &v }
+	for _, tc := range []struct {
+		name                  string
+		ds                    *appsv1.DaemonSet
+		nodes                 int
+		wantSurge, wantUnavai int
+	}{
+		{"defaults", daemonSet("x", "x"), 10, 0, 1},
+		{"unavailable 25% of 10 rounds up", ru(nil, pct("25%")), 10, 0, 3},
+		{"unavailable 0 surge 0 is 1", ru(num(0), num(0)), 10, 0, 1},
+		{"surge 30% of 5 rounds up", ru(pct("30%"), num(0)), 5, 2, 0},
+		{"surge 2", ru(num(2), num(0)), 5, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, u := daemonRollingLimits(tc.ds, tc.nodes)
+			if s != tc.wantSurge || u != tc.wantUnavai {
+				t.Errorf("got surge %d unavailable %d, want %d %d", s, u, tc.wantSurge, tc.wantUnavai)
+			}
+		})
+	}
+}
+
+// With maxSurge the new pod starts beside the old one, on at most maxSurge
+// nodes at once, and the old pod goes only when the new one is available.
+func TestDaemonSetRollingUpdateMaxSurge(t *testing.T) {
+	e := newEnv(t, simnode.Options{Nodes: 4, Manual: true}, withDaemonSet)
+	ds := daemonSet("agent", "agent:1")
+	surge, zero := intstr.FromString("50%"), intstr.FromInt32(0)
+	ds.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxSurge: &surge, MaxUnavailable: &zero}}
+	mustCreate(e, ds)
+	e.waitFor("4 pods bound", func() (bool, string) {
+		return e.startPending("agent", "") == 0 && len(e.daemonImages("agent")) == 4 && e.countRunning("agent") == 4, fmt.Sprint(e.daemonImages("agent"))
+	})
+	update(e, "default", "agent", func(d *appsv1.DaemonSet) { d.Spec.Template.Spec.Containers[0].Image = "agent:2" })
+	count := func() (both, onlyNew, onlyOld int) {
+		for _, imgs := range e.daemonImages("agent") {
+			switch fmt.Sprint(imgs) {
+			case "[agent:1 agent:2]":
+				both++
+			case "[agent:2]":
+				onlyNew++
+			case "[agent:1]":
+				onlyOld++
+			}
+		}
+		return
+	}
+	e.waitFor("2 nodes surging", func() (bool, string) {
+		b, n, o := count()
+		return b == 2 && n == 0 && o == 2, fmt.Sprint(e.daemonImages("agent"))
+	})
+	if ok, desc := e.settle(func() (bool, string) {
+		b, n, o := count()
+		return b == 2 && n == 0 && o == 2, fmt.Sprint(e.daemonImages("agent"))
+	}); !ok {
+		t.Fatalf("more than maxSurge nodes surged, or an old pod went before its new one was available: %s", desc)
+	}
+	// Starting the new pods retires their old ones and surges the rest.
+	started := 0
+	e.waitFor("next 2 surging", func() (bool, string) {
+		if started < 2 {
+			started += e.startPending("agent", "agent:2") // the first two, once bound
+		}
+		b, n, o := count()
+		return b == 2 && n == 2 && o == 0, fmt.Sprint(e.daemonImages("agent"))
+	})
+	e.waitFor("all new", func() (bool, string) {
+		e.startPending("agent", "agent:2") // the last two, once bound
+		b, n, o := count()
+		return b == 0 && n == 4 && o == 0, fmt.Sprint(e.daemonImages("agent"))
+	})
+	e.waitFor("status", func() (bool, string) {
+		ds, _ := store.Get[*appsv1.DaemonSet](e.ctx, e.s, "default", "agent")
+		st := ds.Status
+		return st.UpdatedNumberScheduled == 4 && st.NumberAvailable == 4 && st.NumberUnavailable == 0, fmt.Sprintf("%+v", st)
+	})
+}
+
+// maxUnavailable as a percentage of the eligible nodes, rounded up.
+func TestDaemonSetRollingUpdateMaxUnavailablePercent(t *testing.T) {
+	e := newEnv(t, simnode.Options{Nodes: 5, Manual: true}, withDaemonSet)
+	ds := daemonSet("agent", "agent:1")
+	unavail := intstr.FromString("30%") // of 5 → 1.5 → 2
+	ds.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &unavail}}
+	mustCreate(e, ds)
+	e.waitFor("5 pods running", func() (bool, string) {
+		e.startPending("agent", "")
+		return e.countRunning("agent") == 5, fmt.Sprint(e.daemonImages("agent"))
+	})
+	update(e, "default", "agent", func(d *appsv1.DaemonSet) { d.Spec.Template.Spec.Containers[0].Image = "agent:2" })
+	oldLeft := func() (int, string) {
+		n := 0
+		for _, imgs := range e.daemonImages("agent") {
+			if fmt.Sprint(imgs) == "[agent:1]" {
+				n++
+			}
+		}
+		return n, fmt.Sprint(e.daemonImages("agent"))
+	}
+	e.waitFor("2 old pods replaced", func() (bool, string) { n, d := oldLeft(); return n == 3, d })
+	if ok, desc := e.settle(func() (bool, string) { n, d := oldLeft(); return n == 3, d }); !ok {
+		t.Fatalf("more than 2 unavailable at once: %s", desc)
+	}
+	e.waitFor("rollout completes as new pods start", func() (bool, string) {
+		e.startPending("agent", "agent:2")
+		n, d := oldLeft()
+		return n == 0 && e.countRunning("agent") == 5, d
+	})
+}
+
+// countRunning counts the live running pods of app.
+func (e *env) countRunning(app string) int {
+	n := 0
+	for _, p := range e.pods("default", "app="+app) {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			n++
+		}
+	}
+	return n
 }

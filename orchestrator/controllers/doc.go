@@ -8,13 +8,21 @@
 //     revisions, change-cause history, revisionHistoryLimit, rollback by
 //     template (what kubectl rollout undo patches), pause/resume,
 //     proportional scaling, progressDeadlineSeconds, kubectl-visible status.
-//   - [StatefulSet], [DaemonSet], [Job] (with finished-Job TTL), [CronJob].
-//   - [Endpoints] (Endpoints and EndpointSlices), [ServiceAllocation] with
-//     [ServiceAllocator] (clusterIPs and nodePorts), [ServiceAccount].
-//   - [NodeLifecycle] (heartbeats, unreachable taints, NoExecute eviction),
-//     [Disruption] (PodDisruptionBudget status), [PersistentVolume]
-//     (binding, local-path provisioning, reclaim), [HPA] (CPU utilization
-//     from a [MetricsSource]).
+//   - [StatefulSet] (OrderedReady/Parallel, partition, maxUnavailable,
+//     minReadySeconds, PVC retention policy), [DaemonSet] (maxSurge,
+//     maxUnavailable, OnDelete), [Job] (pod finalizer tracking,
+//     podFailurePolicy, successPolicy, backoffLimitPerIndex, the v1.31
+//     conditions, finished-Job TTL), [CronJob] (time zones, the controller's
+//     own zone when none is given).
+//   - [Endpoints] (Endpoints and EndpointSlices, per IP family, zones and
+//     topology hints), [ServiceAllocation] with [ServiceAllocator]
+//     (clusterIPs and nodePorts), [ServiceAccount], [RootCAPublisher]
+//     (kube-root-ca.crt in every namespace).
+//   - [NodeLifecycle] (heartbeats, unreachable taints, NoExecute eviction
+//     rate-limited per zone), [Disruption] (PodDisruptionBudget status),
+//     [PersistentVolume] (binding, local-path provisioning, reclaim, volume
+//     expansion), [HPA] (cpu and memory, utilization or average value,
+//     spec.behavior, from a [MetricsSource]).
 //
 // Namespace deletion, ownerReference garbage collection, finalizers and
 // graceful pod deletion are done by the store itself.

@@ -45,9 +45,17 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // controllers mk builds.
 func newEnv(t testing.TB, agentOpts simnode.Options, mk ...func(Config) runner) *env {
 	t.Helper()
+	return newEnvWithStore(t, store.Config{}, agentOpts, mk...)
+}
+
+// newEnvWithStore is newEnv with a store configuration (its clock and
+// logger are set here).
+func newEnvWithStore(t testing.TB, scfg store.Config, agentOpts simnode.Options, mk ...func(Config) runner) *env {
+	t.Helper()
 	clk := testingclock.NewFakeClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, store.Config{Now: clk.Now, Logger: quietLog()})
+	scfg.Now, scfg.Logger = clk.Now, quietLog()
+	s, err := store.Open(ctx, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +64,8 @@ func newEnv(t testing.TB, agentOpts simnode.Options, mk ...func(Config) runner) 
 	if os.Getenv("DEBUGLOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cfg := Config{Store: s, Informers: controller.NewFactory(s, log), Clock: clk, Log: log}
+	// Location is fixed so CronJob tests do not depend on the machine's zone.
+	cfg := Config{Store: s, Informers: controller.NewFactory(s, log), Clock: clk, Log: log, Location: time.UTC}
 	agentOpts.Clock = clk
 	agentOpts.TestBinder = true
 	agentOpts.Log = log

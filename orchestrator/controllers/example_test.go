@@ -67,3 +67,33 @@ func ExampleManager() {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Publish the cluster CA as the ConfigMap kube-root-ca.crt in every
+// namespace, where ServiceAccount token volumes find it.
+func ExampleRootCAPublisher() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := store.Open(ctx, store.Config{Logger: log})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	ca := []byte("-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n")
+	m := controllers.NewManager(controllers.ManagerOptions{Store: s, Log: log,
+		Controllers: []string{"root-ca-cert-publisher"}, RootCAPEM: ca})
+	go func() { _ = m.Run(ctx) }()
+	if _, err := store.Create(ctx, s, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}); err != nil {
+		panic(err)
+	}
+	for {
+		cm, err := store.Get[*corev1.ConfigMap](ctx, s, "team-a", controllers.RootCAConfigMapName)
+		if err == nil {
+			fmt.Printf("%s/%s has %s: %v\n", cm.Namespace, cm.Name, controllers.RootCAConfigMapKey, cm.Data[controllers.RootCAConfigMapKey] == string(ca))
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Output:
+	// team-a/kube-root-ca.crt has ca.crt: true
+}

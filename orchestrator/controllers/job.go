@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
 	"github.com/tugboatdev/tugboat/store"
@@ -109,7 +110,8 @@ func podIndex(p *corev1.Pod) (int, bool) {
 	return n, err == nil
 }
 
-// formatIndexes renders a sorted set of indexes as "0-2,4".
+// formatIndexes renders a set of indexes as upstream does: "0-2,4,6,7"
+// (runs of three or more as ranges).
 func formatIndexes(idx []int) string {
 	sort.Ints(idx)
 	var parts []string
@@ -118,9 +120,12 @@ func formatIndexes(idx []int) string {
 		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
 			j++
 		}
-		if j == i {
+		switch j {
+		case i:
 			parts = append(parts, strconv.Itoa(idx[i]))
-		} else {
+		case i + 1: // two neighbours are listed, as upstream does
+			parts = append(parts, strconv.Itoa(idx[i]), strconv.Itoa(idx[j]))
+		default:
 			parts = append(parts, fmt.Sprintf("%d-%d", idx[i], idx[j]))
 		}
 		i = j + 1
@@ -148,8 +153,13 @@ func podFinishTime(p *corev1.Pod) time.Time {
 func (j *Job) Reconcile(ctx context.Context, key string) (controller.Result, error) {
 	ns, name := controller.SplitKey(key)
 	job, ok := j.jobs.Get(ns, name)
-	if !ok {
-		return controller.Result{}, nil
+	if !ok || job.DeletionTimestamp != nil {
+		// Pods of a Job that is gone (or going) keep no tracking finalizer.
+		var uid types.UID
+		if ok {
+			uid = job.UID
+		}
+		return controller.Result{}, j.releaseOrphans(ctx, ns, name, uid, ok)
 	}
 	now := j.cfg.Clock.Now()
 	if done, at := jobFinished(&job.Status); done {
@@ -158,9 +168,12 @@ func (j *Job) Reconcile(ctx context.Context, key string) (controller.Result, err
 		if err := j.deleteActive(ctx, job); err != nil {
 			return controller.Result{}, err
 		}
+		if err := j.releaseAll(ctx, job); err != nil {
+			return controller.Result{}, err
+		}
 		return j.ttl(ctx, job, at, now)
 	}
-	if job.DeletionTimestamp != nil || !j.exp.Satisfied(key) {
+	if !j.exp.Satisfied(key) {
 		return controller.Result{}, nil
 	}
 	sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
@@ -172,177 +185,53 @@ func (j *Job) Reconcile(ctx context.Context, key string) (controller.Result, err
 		return controller.Result{}, err
 	}
 	st := *job.Status.DeepCopy()
-	indexed := job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
-	var active []*corev1.Pod
-	var succeeded, failed, ready, restarts int32
-	var lastFailure time.Time
-	doneIdx := map[int]bool{}
-	activeIdx := map[int]bool{}
-	for _, p := range pods {
-		switch {
-		case p.Status.Phase == corev1.PodSucceeded:
-			succeeded++
-			if i, ok := podIndex(p); ok {
-				doneIdx[i] = true
-			}
-		case p.Status.Phase == corev1.PodFailed:
-			failed++
-			if t := podFinishTime(p); t.After(lastFailure) {
-				lastFailure = t
-			}
-		case p.DeletionTimestamp == nil:
-			active = append(active, p)
-			if isPodReady(p) {
-				ready++
-			}
-			if i, ok := podIndex(p); ok {
-				activeIdx[i] = true
-			}
-			for _, c := range p.Status.ContainerStatuses {
-				restarts += c.RestartCount
-				if c.LastTerminationState.Terminated != nil && c.LastTerminationState.Terminated.FinishedAt.After(lastFailure) {
-					lastFailure = c.LastTerminationState.Terminated.FinishedAt.Time
-				}
-			}
+	jc := newJobCtx(job, pods)
+	// Count finished pods: record them as uncounted in status, drop their
+	// tracking finalizers, then move them into the counters.
+	if job, err = j.track(ctx, job, jc, &st); err != nil {
+		return controller.Result{}, err
+	}
+	st.Ready = ptr(jc.ready)
+	st.Terminating = ptr(int32(len(jc.terminating)))
+	if jc.indexed {
+		st.CompletedIndexes = formatIndexSet(jc.completedIdx)
+		if job.Spec.BackoffLimitPerIndex != nil {
+			st.FailedIndexes = ptr(formatIndexSet(jc.failedIdx))
 		}
 	}
-	st.Succeeded = max(st.Succeeded, succeeded)
-	st.Failed = max(st.Failed, failed)
-	st.Ready = &ready
-	if indexed {
-		var idx []int
-		for i := range doneIdx {
-			idx = append(idx, i)
+	if c := jobCond(&st, batchv1.JobSuspended); jc.suspended || (c != nil && c.Status == corev1.ConditionTrue) {
+		if jc.suspended {
+			setJobCond(&st, batchv1.JobSuspended, corev1.ConditionTrue, "JobSuspended", "Job suspended", now)
+			st.StartTime = nil
+			st.Active = 0
+			return controller.Result{}, j.finishSync(ctx, job, st, jc.active)
 		}
-		st.CompletedIndexes = formatIndexes(idx)
-	}
-	suspended := job.Spec.Suspend != nil && *job.Spec.Suspend
-	if suspended {
-		setJobCond(&st, batchv1.JobSuspended, corev1.ConditionTrue, "JobSuspended", "Job suspended", now)
-		st.StartTime = nil
-		st.Active = 0
-		return controller.Result{}, j.finishSync(ctx, job, st, active, active)
-	}
-	if c := jobCond(&st, batchv1.JobSuspended); c != nil && c.Status == corev1.ConditionTrue {
 		setJobCond(&st, batchv1.JobSuspended, corev1.ConditionFalse, "JobResumed", "Job resumed", now)
 	}
 	if st.StartTime == nil {
 		t := metav1.NewTime(now)
 		st.StartTime = &t
 	}
-	// Failure: deadline, then back-off limit.
-	if ads := job.Spec.ActiveDeadlineSeconds; ads != nil {
-		deadline := st.StartTime.Add(time.Duration(*ads) * time.Second)
-		if !now.Before(deadline) {
-			return controller.Result{}, j.fail(ctx, job, st, active, "DeadlineExceeded", "Job was active longer than specified deadline", now)
+	// Has the Job reached an outcome? Then its remaining pods are
+	// terminated, and it finishes once none is left uncounted.
+	if jobCond(&st, batchv1.JobFailureTarget) == nil && jobCond(&st, batchv1.JobSuccessCriteriaMet) == nil {
+		if reason, msg := j.failureReason(job, jc, &st, now); reason != "" {
+			setJobCond(&st, batchv1.JobFailureTarget, corev1.ConditionTrue, reason, msg, now)
+		} else if reason, msg := successReason(job, jc, &st); reason != "" {
+			setJobCond(&st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, reason, msg, now)
 		}
 	}
-	backoffLimit := int32Val(job.Spec.BackoffLimit, 6)
-	if st.Failed+restarts > backoffLimit {
-		return controller.Result{}, j.fail(ctx, job, st, active, "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
+	if c := jobCond(&st, batchv1.JobFailureTarget); c != nil && c.Status == corev1.ConditionTrue {
+		return controller.Result{}, j.finishing(ctx, job, jc, st, batchv1.JobFailed, c.Reason, c.Message, now)
 	}
-	parallelism := int32Val(job.Spec.Parallelism, 1)
-	// Success.
-	complete := false
-	switch {
-	case indexed:
-		complete = int32(len(doneIdx)) >= int32Val(job.Spec.Completions, 1)
-	case job.Spec.Completions != nil:
-		complete = st.Succeeded >= *job.Spec.Completions
-	default:
-		complete = st.Succeeded > 0 && len(active) == 0
+	if c := jobCond(&st, batchv1.JobSuccessCriteriaMet); c != nil && c.Status == corev1.ConditionTrue {
+		return controller.Result{}, j.finishing(ctx, job, jc, st, batchv1.JobComplete, c.Reason, c.Message, now)
 	}
-	if complete {
-		setJobCond(&st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, "CompletionsReached", "Reached expected number of succeeded pods", now)
-		setJobCond(&st, batchv1.JobComplete, corev1.ConditionTrue, "CompletionsReached", "Reached expected number of succeeded pods", now)
-		t := metav1.NewTime(now)
-		st.CompletionTime = &t
-		j.rec.Eventf(job, corev1.EventTypeNormal, "Completed", "Job completed")
-		st.Active = 0
-		if err := j.finishSync(ctx, job, st, active, nil); err != nil {
-			return controller.Result{}, err
-		}
-		if err := j.deleteActive(ctx, job); err != nil {
-			return controller.Result{}, err
-		}
-		return j.ttl(ctx, job, now, now)
+	requeue, victims, err := j.manage(ctx, key, job, jc, &st, now)
+	if err != nil {
+		return controller.Result{}, err
 	}
-	// How many pods should run.
-	var want int32
-	var missing []int
-	switch {
-	case indexed:
-		comps := int(int32Val(job.Spec.Completions, 1))
-		for i := 0; i < comps; i++ {
-			if !doneIdx[i] && !activeIdx[i] {
-				missing = append(missing, i)
-			}
-		}
-		want = min(parallelism, int32(len(activeIdx)+len(missing)))
-	case job.Spec.Completions != nil:
-		want = min(parallelism, *job.Spec.Completions-st.Succeeded)
-	default:
-		want = parallelism
-		if st.Succeeded > 0 {
-			// Work queue: after a success no new pods start, and the
-			// running ones are left to end on their own.
-			want = min(parallelism, int32(len(active)))
-		}
-	}
-	var requeue time.Duration
-	var victims []*corev1.Pod
-	n := int(want) - len(active)
-	if n > 0 && st.Failed+restarts > 0 {
-		delay := JobBackoffBase << min(st.Failed+restarts-1, 10)
-		delay = min(delay, JobBackoffMax)
-		if wait := lastFailure.Add(delay).Sub(now); wait > 0 {
-			requeue, n = wait, 0
-		}
-	}
-	if n < 0 {
-		victims = append([]*corev1.Pod(nil), active...)
-		sortPodsForDeletion(victims)
-		victims = victims[:-n]
-	}
-	if n > 0 {
-		if indexed && n > len(missing) {
-			n = len(missing)
-		}
-		j.exp.Expect(key, n, nil)
-		ref := newControllerRef(job, gvkJob)
-		created := 0
-		var cerr error
-		for i := range n {
-			p := podFromTemplate(&job.Spec.Template, job.Namespace, job.Name+"-", ref)
-			if indexed {
-				idx := strconv.Itoa(missing[i])
-				p.GenerateName = job.Name + "-" + idx + "-"
-				p.Annotations[batchv1.JobCompletionIndexAnnotation] = idx
-				p.Labels[batchv1.JobCompletionIndexAnnotation] = idx
-				for c := range p.Spec.Containers {
-					p.Spec.Containers[c].Env = append(p.Spec.Containers[c].Env, corev1.EnvVar{Name: "JOB_COMPLETION_INDEX",
-						ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + batchv1.JobCompletionIndexAnnotation + "']"}}})
-				}
-			}
-			got, err := store.Create(ctx, j.cfg.Store, p)
-			if err != nil {
-				cerr = err
-				break
-			}
-			created++
-			j.rec.Eventf(job, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", got.Name)
-		}
-		if created < n {
-			j.exp.LowerCreations(key, n-created)
-		}
-		if cerr != nil {
-			return controller.Result{}, fmt.Errorf("job %s: create pod: %w", key, cerr)
-		}
-		st.Active = int32(len(active) + created)
-	} else {
-		st.Active = int32(len(active) - len(victims))
-	}
-	if err := j.finishSync(ctx, job, st, active, victims); err != nil {
+	if err := j.finishSync(ctx, job, st, victims); err != nil {
 		return controller.Result{}, err
 	}
 	if ads := job.Spec.ActiveDeadlineSeconds; ads != nil {
@@ -354,8 +243,269 @@ func (j *Job) Reconcile(ctx context.Context, key string) (controller.Result, err
 	return controller.Result{RequeueAfter: requeue}, nil
 }
 
-// finishSync deletes victims and writes the status.
-func (j *Job) finishSync(ctx context.Context, job *batchv1.Job, st batchv1.JobStatus, _, victims []*corev1.Pod) error {
+// manage creates missing pods (with back-off after failures) and removes
+// pods beyond parallelism; it returns when to look again and the pods to delete.
+func (j *Job) manage(ctx context.Context, key string, job *batchv1.Job, jc *jobCtx, st *batchv1.JobStatus, now time.Time) (time.Duration, []*corev1.Pod, error) {
+	parallelism := int32Val(job.Spec.Parallelism, 1)
+	// Pods being terminated still hold their place when the Job only
+	// replaces failed pods (podReplacementPolicy Failed, the default with
+	// a podFailurePolicy).
+	occupied := len(jc.active)
+	if jobReplacesOnlyFailed(job) {
+		occupied += len(jc.terminating)
+	}
+	var want int32
+	var missing []int
+	var requeue time.Duration
+	switch {
+	case jc.indexed:
+		busy := map[int]bool{}
+		for i := range jc.activeIdx {
+			busy[i] = true
+		}
+		if jobReplacesOnlyFailed(job) {
+			for _, p := range jc.terminating {
+				if i, ok := podIndex(p); ok {
+					busy[i] = true
+				}
+			}
+		}
+		for i := 0; i < jc.completions; i++ {
+			if jc.completedIdx[i] || jc.failedIdx[i] || busy[i] {
+				continue
+			}
+			if job.Spec.BackoffLimitPerIndex != nil {
+				if n := jc.indexFailures[i]; n > 0 {
+					if wait := jc.indexLastFailure[i].Add(jobBackoff(n)).Sub(now); wait > 0 {
+						if requeue == 0 || wait < requeue {
+							requeue = wait
+						}
+						continue
+					}
+				}
+			}
+			missing = append(missing, i)
+		}
+		want = min(parallelism, int32(len(busy)+len(missing)))
+	case job.Spec.Completions != nil:
+		want = min(parallelism, *job.Spec.Completions-jc.succeeded)
+	default:
+		want = parallelism
+		if jc.succeeded > 0 {
+			// Work queue: after a success no new pods start, and the
+			// running ones are left to end on their own.
+			want = min(parallelism, int32(len(jc.active)))
+		}
+	}
+	n := int(want) - occupied
+	if failures := jc.recentFailures; n > 0 && failures > 0 && job.Spec.BackoffLimitPerIndex == nil {
+		if wait := jc.lastFailure.Add(jobBackoff(failures)).Sub(now); wait > 0 {
+			requeue, n = wait, 0
+		}
+	}
+	var victims []*corev1.Pod
+	if extra := len(jc.active) - int(want); extra > 0 {
+		victims = append([]*corev1.Pod(nil), jc.active...)
+		sortPodsForDeletion(victims)
+		victims = victims[:extra]
+	}
+	if n <= 0 {
+		st.Active = int32(len(jc.active) - len(victims))
+		return requeue, victims, nil
+	}
+	if jc.indexed && n > len(missing) {
+		n = len(missing)
+	}
+	j.exp.Expect(key, n, nil)
+	ref := newControllerRef(job, gvkJob)
+	created := 0
+	var cerr error
+	for i := range n {
+		p := podFromTemplate(&job.Spec.Template, job.Namespace, job.Name+"-", ref)
+		p.Finalizers = append(p.Finalizers, batchv1.JobTrackingFinalizer)
+		if jc.indexed {
+			ix := missing[i]
+			idx := strconv.Itoa(ix)
+			p.GenerateName = job.Name + "-" + idx + "-"
+			p.Annotations[batchv1.JobCompletionIndexAnnotation] = idx
+			p.Labels[batchv1.JobCompletionIndexAnnotation] = idx
+			if p.Spec.Hostname == "" {
+				p.Spec.Hostname = job.Name + "-" + idx
+			}
+			if job.Spec.BackoffLimitPerIndex != nil {
+				p.Annotations[batchv1.JobIndexFailureCountAnnotation] = strconv.Itoa(int(jc.indexFailures[ix]))
+			}
+			for c := range p.Spec.Containers {
+				p.Spec.Containers[c].Env = append(p.Spec.Containers[c].Env, corev1.EnvVar{Name: "JOB_COMPLETION_INDEX",
+					ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + batchv1.JobCompletionIndexAnnotation + "']"}}})
+			}
+		}
+		got, err := store.Create(ctx, j.cfg.Store, p)
+		if err != nil {
+			cerr = err
+			break
+		}
+		created++
+		j.rec.Eventf(job, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", got.Name)
+	}
+	if created < n {
+		j.exp.LowerCreations(key, n-created)
+	}
+	if cerr != nil {
+		return 0, nil, fmt.Errorf("job %s: create pod: %w", key, cerr)
+	}
+	st.Active = int32(len(jc.active) + created)
+	return requeue, nil, nil
+}
+
+// jobBackoff is the re-creation delay after failures failures: 10 s,
+// doubled each time, at most 6 minutes.
+func jobBackoff(failures int32) time.Duration {
+	if failures <= 0 {
+		return 0
+	}
+	return min(JobBackoffBase<<min(failures-1, 10), JobBackoffMax)
+}
+
+// jobReplacesOnlyFailed reports podReplacementPolicy Failed (the only
+// one allowed with a podFailurePolicy).
+func jobReplacesOnlyFailed(job *batchv1.Job) bool {
+	if p := job.Spec.PodReplacementPolicy; p != nil {
+		return *p == batchv1.Failed
+	}
+	return job.Spec.PodFailurePolicy != nil
+}
+
+// failureReason returns why the Job has failed, if it has: the active
+// deadline, the back-off limit, too many failed indexes, or every index
+// ended with some failed.
+func (j *Job) failureReason(job *batchv1.Job, jc *jobCtx, st *batchv1.JobStatus, now time.Time) (string, string) {
+	if ads := job.Spec.ActiveDeadlineSeconds; ads != nil {
+		if !now.Before(st.StartTime.Add(time.Duration(*ads) * time.Second)) {
+			return "DeadlineExceeded", "Job was active longer than specified deadline"
+		}
+	}
+	if job.Spec.BackoffLimit != nil && jc.failed+jc.restarts > *job.Spec.BackoffLimit ||
+		job.Spec.BackoffLimit == nil && job.Spec.BackoffLimitPerIndex == nil && jc.failed+jc.restarts > 6 {
+		return "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+	}
+	if jc.indexed && job.Spec.BackoffLimitPerIndex != nil {
+		if m := job.Spec.MaxFailedIndexes; m != nil && int32(len(jc.failedIdx)) > *m {
+			return "MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes"
+		}
+		if len(jc.failedIdx) > 0 && len(jc.failedIdx)+len(jc.completedIdx) >= jc.completions {
+			return "FailedIndexes", "Job has failed indexes"
+		}
+	}
+	return "", ""
+}
+
+// successReason returns why the Job has succeeded, if it has: its
+// successPolicy (Indexed Jobs) or reaching its completions.
+func successReason(job *batchv1.Job, jc *jobCtx, st *batchv1.JobStatus) (string, string) {
+	if jc.indexed && job.Spec.SuccessPolicy != nil {
+		for _, rule := range job.Spec.SuccessPolicy.Rules {
+			if successRuleMet(rule, jc.completedIdx, jc.completions) {
+				return batchv1.JobReasonSuccessPolicy, "Matched rules at index " + strconv.Itoa(successRuleIndex(job.Spec.SuccessPolicy, rule))
+			}
+		}
+	}
+	complete := false
+	switch {
+	case jc.indexed:
+		complete = len(jc.completedIdx) >= jc.completions
+	case job.Spec.Completions != nil:
+		complete = jc.succeeded >= *job.Spec.Completions
+	default:
+		complete = jc.succeeded > 0 && len(jc.active) == 0
+	}
+	if complete {
+		return batchv1.JobReasonCompletionsReached, "Reached expected number of succeeded pods"
+	}
+	return "", ""
+}
+
+func successRuleIndex(sp *batchv1.SuccessPolicy, rule batchv1.SuccessPolicyRule) int {
+	for i := range sp.Rules {
+		if equality.Semantic.DeepEqual(sp.Rules[i], rule) {
+			return i
+		}
+	}
+	return 0
+}
+
+// successRuleMet reports whether the succeeded indexes satisfy one
+// successPolicy rule: with succeededIndexes, all of them succeeded (or
+// succeededCount of them); with only succeededCount, that many indexes.
+func successRuleMet(rule batchv1.SuccessPolicyRule, done map[int]bool, completions int) bool {
+	if rule.SucceededIndexes == nil {
+		return rule.SucceededCount != nil && int32(len(done)) >= *rule.SucceededCount
+	}
+	want, err := parseIndexes(*rule.SucceededIndexes, completions)
+	if err != nil || len(want) == 0 {
+		return false
+	}
+	have := 0
+	for i := range want {
+		if done[i] {
+			have++
+		}
+	}
+	if rule.SucceededCount != nil {
+		return int32(have) >= *rule.SucceededCount
+	}
+	return have == len(want)
+}
+
+// finishing terminates the remaining pods of a Job that reached an
+// outcome and adds the final condition (Complete or Failed) once every
+// pod has ended and been counted, as upstream does since v1.31.
+func (j *Job) finishing(ctx context.Context, job *batchv1.Job, jc *jobCtx, st batchv1.JobStatus, final batchv1.JobConditionType, reason, msg string, now time.Time) error {
+	st.Active = 0
+	if len(jc.active) > 0 || len(jc.terminating) > 0 || uncountedLen(&st) > 0 {
+		return j.finishSync(ctx, job, st, jc.active)
+	}
+	setJobCond(&st, final, corev1.ConditionTrue, reason, msg, now)
+	if final == batchv1.JobComplete {
+		t := metav1.NewTime(now)
+		st.CompletionTime = &t
+		j.rec.Eventf(job, corev1.EventTypeNormal, "Completed", "Job completed")
+	} else {
+		j.rec.Eventf(job, corev1.EventTypeWarning, reason, "%s", msg)
+	}
+	if err := j.finishSync(ctx, job, st, nil); err != nil {
+		return err
+	}
+	if _, err := j.ttl(ctx, job, now, now); err != nil {
+		return err
+	}
+	if job.Spec.TTLSecondsAfterFinished != nil && *job.Spec.TTLSecondsAfterFinished > 0 {
+		j.Controller.EnqueueAfter(controller.KeyOf(job), time.Duration(*job.Spec.TTLSecondsAfterFinished)*time.Second)
+	}
+	return nil
+}
+
+func uncountedLen(st *batchv1.JobStatus) int {
+	if u := st.UncountedTerminatedPods; u != nil {
+		return len(u.Succeeded) + len(u.Failed)
+	}
+	return 0
+}
+
+// finishSync writes the status, then deletes victims: an outcome
+// (FailureTarget, SuccessCriteriaMet) is recorded before the pods it ends
+// go, so a restart in between never loses it.
+func (j *Job) finishSync(ctx context.Context, job *batchv1.Job, st batchv1.JobStatus, victims []*corev1.Pod) error {
+	if !equality.Semantic.DeepEqual(job.Status, st) {
+		up := job.DeepCopy()
+		up.Status = st
+		if _, err := store.UpdateStatus(ctx, j.cfg.Store, up); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("job %s/%s: update status: %w", job.Namespace, job.Name, err)
+		}
+	}
 	if len(victims) > 0 {
 		uids := make([]string, len(victims))
 		for i, p := range victims {
@@ -373,27 +523,7 @@ func (j *Job) finishSync(ctx context.Context, job *batchv1.Job, st batchv1.JobSt
 			}
 		}
 	}
-	if equality.Semantic.DeepEqual(job.Status, st) {
-		return nil
-	}
-	up := job.DeepCopy()
-	up.Status = st
-	_, err := store.UpdateStatus(ctx, j.cfg.Store, up)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("job %s/%s: update status: %w", job.Namespace, job.Name, err)
-	}
 	return nil
-}
-
-func (j *Job) fail(ctx context.Context, job *batchv1.Job, st batchv1.JobStatus, active []*corev1.Pod, reason, msg string, now time.Time) error {
-	setJobCond(&st, batchv1.JobFailureTarget, corev1.ConditionTrue, reason, msg, now)
-	setJobCond(&st, batchv1.JobFailed, corev1.ConditionTrue, reason, msg, now)
-	st.Active = 0
-	if err := j.finishSync(ctx, job, st, active, nil); err != nil {
-		return err
-	}
-	j.rec.Eventf(job, corev1.EventTypeWarning, reason, "%s", msg)
-	return j.deleteActive(ctx, job)
 }
 
 // deleteActive terminates the pods of a finished Job that still run.

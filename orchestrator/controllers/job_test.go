@@ -43,6 +43,9 @@ func (e *env) getJob(name string) *batchv1.Job {
 
 func describeJob(j *batchv1.Job) string {
 	s := fmt.Sprintf("active=%d succeeded=%d failed=%d idx=%q", j.Status.Active, j.Status.Succeeded, j.Status.Failed, j.Status.CompletedIndexes)
+	if j.Status.FailedIndexes != nil {
+		s += fmt.Sprintf(" failedIdx=%q", *j.Status.FailedIndexes)
+	}
 	for _, c := range j.Status.Conditions {
 		s += fmt.Sprintf(" %s=%s(%s)", c.Type, c.Status, c.Reason)
 	}
@@ -217,7 +220,7 @@ func TestFormatIndexes(t *testing.T) {
 	for _, tt := range []struct {
 		in   []int
 		want string
-	}{{nil, ""}, {[]int{0}, "0"}, {[]int{2, 0, 1, 4, 6, 7}, "0-2,4,6-7"}} {
+	}{{nil, ""}, {[]int{0}, "0"}, {[]int{2, 0, 1, 4, 6, 7}, "0-2,4,6,7"}, {[]int{1, 2}, "1,2"}} {
 		if got := formatIndexes(tt.in); got != tt.want {
 			t.Errorf("formatIndexes(%v) = %q, want %q", tt.in, got, tt.want)
 		}

@@ -26,18 +26,19 @@ type Constructor func(Config) Runner
 // Constructors returns the controllers a [Manager] can run, by name.
 func Constructors() map[string]Constructor {
 	return map[string]Constructor{
-		"replicaset":         func(c Config) Runner { return NewReplicaSet(c) },
-		"deployment":         func(c Config) Runner { return NewDeployment(c) },
-		"statefulset":        func(c Config) Runner { return NewStatefulSet(c) },
-		"daemonset":          func(c Config) Runner { return NewDaemonSet(c) },
-		"job":                func(c Config) Runner { return NewJob(c) },
-		"cronjob":            func(c Config) Runner { return NewCronJob(c) },
-		"endpoints":          func(c Config) Runner { return NewEndpoints(c) },
-		"serviceaccount":     func(c Config) Runner { return NewServiceAccount(c) },
-		"nodelifecycle":      func(c Config) Runner { return NewNodeLifecycle(c) },
-		"disruption":         func(c Config) Runner { return NewDisruption(c) },
-		"service-allocation": func(c Config) Runner { return NewServiceAllocation(c, c.ServiceAllocator) },
-		"persistentvolume":   func(c Config) Runner { return NewPersistentVolume(c, c.LocalPathDir) },
+		"replicaset":             func(c Config) Runner { return NewReplicaSet(c) },
+		"deployment":             func(c Config) Runner { return NewDeployment(c) },
+		"statefulset":            func(c Config) Runner { return NewStatefulSet(c) },
+		"daemonset":              func(c Config) Runner { return NewDaemonSet(c) },
+		"job":                    func(c Config) Runner { return NewJob(c) },
+		"cronjob":                func(c Config) Runner { return NewCronJob(c) },
+		"endpoints":              func(c Config) Runner { return NewEndpoints(c) },
+		"serviceaccount":         func(c Config) Runner { return NewServiceAccount(c) },
+		"nodelifecycle":          func(c Config) Runner { return NewNodeLifecycle(c) },
+		"disruption":             func(c Config) Runner { return NewDisruption(c) },
+		"service-allocation":     func(c Config) Runner { return NewServiceAllocation(c, c.ServiceAllocator) },
+		"persistentvolume":       func(c Config) Runner { return NewPersistentVolume(c, c.LocalPathDir) },
+		"root-ca-cert-publisher": func(c Config) Runner { return NewRootCAPublisher(c, c.RootCAPEM) },
 		"horizontalpodautoscaler": func(c Config) Runner {
 			return NewHPA(c, c.Metrics)
 		},
@@ -71,6 +72,10 @@ type ManagerOptions struct {
 	Metrics MetricsSource
 	// LocalPathDir is where local-path volumes are made.
 	LocalPathDir string
+	// RootCAPEM is the CA bundle published as kube-root-ca.crt.
+	RootCAPEM []byte
+	// Location is the time zone of CronJobs without spec.timeZone (nil: time.Local).
+	Location *time.Location
 }
 
 // Manager starts a set of controllers over one shared informer factory,
@@ -115,7 +120,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 	cons := Constructors()
 	cfg := Config{Store: m.opts.Store, Informers: controller.NewFactory(m.opts.Store, m.opts.Log), Clock: m.opts.Clock,
 		Log: m.opts.Log, Workers: m.opts.Workers, ServiceAllocator: m.opts.ServiceAllocator,
-		Metrics: m.opts.Metrics, LocalPathDir: m.opts.LocalPathDir}
+		Metrics: m.opts.Metrics, LocalPathDir: m.opts.LocalPathDir, RootCAPEM: m.opts.RootCAPEM, Location: m.opts.Location}
 	var runners []Runner
 	for _, name := range m.opts.Controllers {
 		mk, ok := cons[name]

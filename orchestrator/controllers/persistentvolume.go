@@ -41,6 +41,10 @@ const (
 // the first pod with WaitForFirstConsumer), and applies reclaim policies
 // when a claim goes: Retain (Released, never rebound), Delete (volume and
 // directory removed) and Recycle (directory emptied, volume Available again).
+// A bound claim whose request grows is expanded when its StorageClass has
+// allowVolumeExpansion: the volume's capacity grows; a local-path volume
+// (a directory) is then done, any other filesystem volume waits with the
+// FileSystemResizePending condition for its node to grow the filesystem.
 type PersistentVolume struct {
 	cfg     Config
 	pvs     controller.Lister[*corev1.PersistentVolume]
@@ -206,7 +210,10 @@ func (r *PersistentVolume) syncClaim(ctx context.Context, ns, name string) error
 		} else if ref.UID != pvc.UID {
 			return nil
 		}
-		return r.claimPhase(ctx, pvc, corev1.ClaimBound, pv)
+		if err := r.claimPhase(ctx, pvc, corev1.ClaimBound, pv); err != nil {
+			return err
+		}
+		return r.expand(ctx, pvc, pv)
 	}
 	class := r.classOf(pvc)
 	var best *corev1.PersistentVolume
@@ -447,6 +454,95 @@ func (r *PersistentVolume) removeDir(pv *corev1.PersistentVolume, whole bool) er
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func pvcCondition(pvc *corev1.PersistentVolumeClaim, t corev1.PersistentVolumeClaimConditionType) *corev1.PersistentVolumeClaimCondition {
+	for i := range pvc.Status.Conditions {
+		if pvc.Status.Conditions[i].Type == t {
+			return &pvc.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// setPVCConditions replaces the resize conditions of a claim by c (none when nil).
+func setPVCConditions(st *corev1.PersistentVolumeClaimStatus, c *corev1.PersistentVolumeClaimCondition) {
+	var out []corev1.PersistentVolumeClaimCondition
+	for _, x := range st.Conditions {
+		if x.Type != corev1.PersistentVolumeClaimResizing && x.Type != corev1.PersistentVolumeClaimFileSystemResizePending {
+			out = append(out, x)
+		}
+	}
+	if c != nil {
+		out = append(out, *c)
+	}
+	st.Conditions = out
+}
+
+// expand grows a bound volume to its claim's larger request, as
+// upstream's expand controller: status.allocatedResources and
+// allocatedResourceStatuses record the resize (ControllerResizeInProgress,
+// then NodeResizePending), the volume's capacity grows, and the claim's
+// capacity follows at once for local-path volumes or after the node
+// finished the filesystem (FileSystemResizePending until then).
+func (r *PersistentVolume) expand(ctx context.Context, pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume) error {
+	want := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+	have, ok := pvc.Status.Capacity[corev1.ResourceStorage]
+	if !ok || want.Cmp(have) <= 0 {
+		return nil
+	}
+	if c := pvcCondition(pvc, corev1.PersistentVolumeClaimFileSystemResizePending); c != nil && c.Status == corev1.ConditionTrue {
+		if alloc, ok := pvc.Status.AllocatedResources[corev1.ResourceStorage]; ok && alloc.Cmp(want) == 0 {
+			return nil // the node finishes it
+		}
+	}
+	sc, ok := r.classes.Get("", pv.Spec.StorageClassName)
+	if !ok || sc.AllowVolumeExpansion == nil || !*sc.AllowVolumeExpansion {
+		r.rec.Eventf(pvc, corev1.EventTypeWarning, "VolumeResizeFailed", "storageclass %q does not allow volume expansion", pv.Spec.StorageClassName)
+		return nil
+	}
+	now := metav1.NewTime(r.cfg.Clock.Now())
+	// The resize begins.
+	started, err := writeRetry(ctx, r.cfg.Store, pvc, true, func(up *corev1.PersistentVolumeClaim) {
+		up.Status.AllocatedResources = corev1.ResourceList{corev1.ResourceStorage: want}
+		up.Status.AllocatedResourceStatuses = map[corev1.ResourceName]corev1.ClaimResourceStatus{corev1.ResourceStorage: corev1.PersistentVolumeClaimControllerResizeInProgress}
+		setPVCConditions(&up.Status, &corev1.PersistentVolumeClaimCondition{Type: corev1.PersistentVolumeClaimResizing, Status: corev1.ConditionTrue, LastTransitionTime: now})
+	})
+	if err != nil {
+		return fmt.Errorf("pvc %s/%s: start resize: %w", pvc.Namespace, pvc.Name, err)
+	}
+	pvc = started
+	r.rec.Eventf(pvc, corev1.EventTypeNormal, "Resizing", "Resizing volume %s to %s", pv.Name, want.String())
+	if cur := pv.Spec.Capacity[corev1.ResourceStorage]; cur.Cmp(want) < 0 {
+		if _, err := writeRetry(ctx, r.cfg.Store, pv, false, func(up *corev1.PersistentVolume) {
+			up.Spec.Capacity[corev1.ResourceStorage] = want
+		}); err != nil {
+			return fmt.Errorf("pv %s: resize: %w", pv.Name, err)
+		}
+	}
+	nodeStep := volumeMode(pv.Spec.VolumeMode) == corev1.PersistentVolumeFilesystem && pv.Annotations[annProvisionedBy] != LocalPathProvisioner
+	_, err = writeRetry(ctx, r.cfg.Store, pvc, true, func(up *corev1.PersistentVolumeClaim) {
+		if nodeStep {
+			up.Status.AllocatedResourceStatuses = map[corev1.ResourceName]corev1.ClaimResourceStatus{corev1.ResourceStorage: corev1.PersistentVolumeClaimNodeResizePending}
+			setPVCConditions(&up.Status, &corev1.PersistentVolumeClaimCondition{Type: corev1.PersistentVolumeClaimFileSystemResizePending,
+				Status: corev1.ConditionTrue, LastTransitionTime: now,
+				Message: "Waiting for user to (re-)start a pod to finish file system resize of volume on node."})
+			return
+		}
+		up.Status.Capacity = up.Status.Capacity.DeepCopy()
+		up.Status.Capacity[corev1.ResourceStorage] = want
+		up.Status.AllocatedResourceStatuses = nil
+		setPVCConditions(&up.Status, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("pvc %s/%s: resize: %w", pvc.Namespace, pvc.Name, err)
+	}
+	if nodeStep {
+		r.rec.Eventf(pvc, corev1.EventTypeNormal, "FileSystemResizeRequired", "Require file system resize of volume on node")
+	} else {
+		r.rec.Eventf(pvc, corev1.EventTypeNormal, "VolumeResizeSuccessful", "resize volume %s succeeded", pv.Name)
 	}
 	return nil
 }

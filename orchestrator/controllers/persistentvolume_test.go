@@ -159,3 +159,64 @@ func TestPersistentVolumeLocalPathWaitForFirstConsumer(t *testing.T) {
 		return len(vals) == 1 && vals[0] == node, fmt.Sprint(vals)
 	})
 }
+
+func storageOf(l corev1.ResourceList) string {
+	q := l[corev1.ResourceStorage]
+	return q.String()
+}
+
+func TestPersistentVolumeExpansion(t *testing.T) {
+	base := t.TempDir()
+	e := newEnv(t, simnode.Options{Nodes: 1}, func(c Config) runner { return NewPersistentVolume(c, base) })
+	mustCreate(e, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-path"}, Provisioner: LocalPathProvisioner, AllowVolumeExpansion: ptr(true)})
+	mustCreate(e, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "disk"}, Provisioner: "example.com/disk", AllowVolumeExpansion: ptr(true)})
+	mustCreate(e, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "fixed"}, Provisioner: "example.com/disk"})
+	mustCreate(e, pv("disk-1", "1Gi", "disk", corev1.PersistentVolumeReclaimRetain, filepath.Join(base, "disk-1")))
+	mustCreate(e, pv("fixed-1", "1Gi", "fixed", corev1.PersistentVolumeReclaimRetain, filepath.Join(base, "fixed-1")))
+	for _, c := range []struct{ name, class string }{{"lp", "local-path"}, {"d", "disk"}, {"f", "fixed"}} {
+		mustCreate(e, pvc(c.name, "1Gi", ptr(c.class)))
+		e.waitFor(c.name+" bound", func() (bool, string) {
+			cl := e.claim(c.name)
+			return cl.Status.Phase == corev1.ClaimBound && storageOf(cl.Status.Capacity) == "1Gi", string(cl.Status.Phase)
+		})
+		update(e, "default", c.name, func(cl *corev1.PersistentVolumeClaim) {
+			cl.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("3Gi")
+		})
+	}
+	// local-path: a directory, done by the controller alone.
+	e.waitFor("local-path claim and volume at 3Gi", func() (bool, string) {
+		cl := e.claim("lp")
+		v, err := e.volume(cl.Spec.VolumeName)
+		if err != nil {
+			return false, err.Error()
+		}
+		return storageOf(cl.Status.Capacity) == "3Gi" && storageOf(v.Spec.Capacity) == "3Gi" && len(cl.Status.Conditions) == 0 &&
+			cl.Status.AllocatedResourceStatuses == nil, fmt.Sprint(cl.Status)
+	})
+	// Another filesystem volume: grown, then waiting for its node.
+	e.waitFor("disk claim waits for the node", func() (bool, string) {
+		cl := e.claim("d")
+		v, _ := e.volume("disk-1")
+		c := pvcCondition(cl, corev1.PersistentVolumeClaimFileSystemResizePending)
+		return storageOf(v.Spec.Capacity) == "3Gi" && storageOf(cl.Status.Capacity) == "1Gi" && c != nil && c.Status == corev1.ConditionTrue &&
+			storageOf(cl.Status.AllocatedResources) == "3Gi" &&
+			cl.Status.AllocatedResourceStatuses[corev1.ResourceStorage] == corev1.PersistentVolumeClaimNodeResizePending, fmt.Sprint(cl.Status)
+	})
+	// A pod mounting it lets the node finish.
+	mustCreate(e, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "user"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", VolumeMounts: []corev1.VolumeMount{{Name: "d", MountPath: "/data"}}}},
+			Volumes: []corev1.Volume{{Name: "d", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "d"}}}}}})
+	e.waitFor("disk claim at 3Gi after the node's resize", func() (bool, string) {
+		cl := e.claim("d")
+		return storageOf(cl.Status.Capacity) == "3Gi" && pvcCondition(cl, corev1.PersistentVolumeClaimFileSystemResizePending) == nil &&
+			cl.Status.AllocatedResourceStatuses == nil, fmt.Sprint(cl.Status)
+	})
+	// A class without allowVolumeExpansion: nothing grows.
+	if ok, desc := e.settle(func() (bool, string) {
+		cl := e.claim("f")
+		v, _ := e.volume("fixed-1")
+		return storageOf(cl.Status.Capacity) == "1Gi" && storageOf(v.Spec.Capacity) == "1Gi", fmt.Sprint(cl.Status, v.Spec.Capacity)
+	}); !ok {
+		t.Fatalf("expanded without allowVolumeExpansion: %s", desc)
+	}
+}

@@ -39,6 +39,9 @@ type Options struct {
 	// metadata.name node affinity, as DaemonSet pods carry). It stands in
 	// for the real scheduler in controller tests.
 	TestBinder bool
+	// DualStack gives every pod an IPv6 address (fd00:10:<node>::<n>)
+	// besides its IPv4 one, in status.podIPs.
+	DualStack bool
 	// HeartbeatInterval is how often node Leases are renewed (default 10 s).
 	HeartbeatInterval time.Duration
 	// Clock drives timestamps and heartbeats; nil means the real clock.
@@ -272,6 +275,14 @@ func (a *Agent) reconcile(ctx context.Context, key string) (controller.Result, e
 		return controller.Result{}, nil
 	}
 	if pod.DeletionTimestamp != nil {
+		if len(pod.Finalizers) > 0 && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+			// The pod outlives its containers until its finalizers go:
+			// like the kubelet, record that it was stopped (phase Failed)
+			// before the final delete.
+			if err := a.stopped(ctx, pod); err != nil {
+				return controller.Result{}, err
+			}
+		}
 		zero := int64(0)
 		err := store.Delete[*corev1.Pod](ctx, a.s, ns, name, metav1.DeleteOptions{GracePeriodSeconds: &zero,
 			Preconditions: &metav1.Preconditions{UID: &pod.UID}})
@@ -343,6 +354,16 @@ func (a *Agent) podIP(node string) string {
 	return fmt.Sprintf("10.%d.%d.%d", 200+idx/250, idx%250, n%250+1)
 }
 
+// podIPv6 derives a pod's IPv6 address from its IPv4 one: 10.a.b.c →
+// fd00:10:a:b::c (a unique local address, never routed off the machine).
+func podIPv6(v4 string) string {
+	var a, b, c, d int
+	if _, err := fmt.Sscanf(v4, "%d.%d.%d.%d", &a, &b, &c, &d); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("fd00:%x:%x:%x::%x", a, b, c, d)
+}
+
 func (a *Agent) setWaiting(ctx context.Context, pod *corev1.Pod, reason string) error {
 	if len(pod.Status.ContainerStatuses) > 0 && pod.Status.ContainerStatuses[0].State.Waiting != nil &&
 		pod.Status.ContainerStatuses[0].State.Waiting.Reason == reason {
@@ -378,6 +399,9 @@ func (a *Agent) start(ctx context.Context, pod *corev1.Pod) error {
 	up.Status.StartTime = &now
 	up.Status.PodIP = a.podIP(pod.Spec.NodeName)
 	up.Status.PodIPs = []corev1.PodIP{{IP: up.Status.PodIP}}
+	if a.opts.DualStack {
+		up.Status.PodIPs = append(up.Status.PodIPs, corev1.PodIP{IP: podIPv6(up.Status.PodIP)})
+	}
 	up.Status.HostIP = ""
 	up.Status.ContainerStatuses = nil
 	for _, c := range pod.Spec.Containers {
@@ -391,7 +415,11 @@ func (a *Agent) start(ctx context.Context, pod *corev1.Pod) error {
 		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
 		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
 	}
-	return a.writeStatus(ctx, up)
+	if err := a.writeStatus(ctx, up); err != nil {
+		return err
+	}
+	// Mounting a claim finishes a pending filesystem resize.
+	return a.resizeFor(ctx, up)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -495,6 +523,112 @@ func (a *Agent) finish(ctx context.Context, namespace, name string, code int32) 
 		}
 	}
 	return a.writeStatus(ctx, up)
+}
+
+// stopped records that a deleted pod's containers were killed: phase
+// Failed, exit code 137.
+func (a *Agent) stopped(ctx context.Context, pod *corev1.Pod) error {
+	up := pod.DeepCopy()
+	now := metav1.NewTime(a.clk.Now())
+	up.Status.Phase = corev1.PodFailed
+	up.Status.ContainerStatuses = nil
+	for _, c := range pod.Spec.Containers {
+		up.Status.ContainerStatuses = append(up.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", FinishedAt: now}}})
+	}
+	for i := range up.Status.Conditions {
+		if t := up.Status.Conditions[i].Type; t == corev1.PodReady || t == corev1.ContainersReady {
+			up.Status.Conditions[i].Status = corev1.ConditionFalse
+			up.Status.Conditions[i].Reason = "PodCompleted"
+			up.Status.Conditions[i].LastTransitionTime = now
+		}
+	}
+	return a.writeStatus(ctx, up)
+}
+
+// Exit ends a bound pod's containers with exit code code: 0 is Succeed;
+// any other code fails the pod (phase Failed) or, with restartPolicy
+// OnFailure/Always, counts a restart.
+func (a *Agent) Exit(ctx context.Context, namespace, name string, code int32) error {
+	return a.finish(ctx, namespace, name, code)
+}
+
+// SetCondition sets (adds or replaces) a condition of a bound pod, as the
+// kubelet or a controller would, for instance DisruptionTarget.
+func (a *Agent) SetCondition(ctx context.Context, namespace, name string, cond corev1.PodCondition) error {
+	p, err := a.getPod(ctx, namespace, name)
+	if err != nil {
+		return err
+	}
+	up := p.DeepCopy()
+	if cond.LastTransitionTime.IsZero() {
+		cond.LastTransitionTime = metav1.NewTime(a.clk.Now())
+	}
+	for i := range up.Status.Conditions {
+		if up.Status.Conditions[i].Type == cond.Type {
+			up.Status.Conditions[i] = cond
+			return a.writeStatus(ctx, up)
+		}
+	}
+	up.Status.Conditions = append(up.Status.Conditions, cond)
+	return a.writeStatus(ctx, up)
+}
+
+// ResizeFileSystems finishes, as a kubelet's volume manager does, the
+// resize of every claim that a running pod on a simulated node mounts and
+// that waits with FileSystemResizePending: the claim's capacity becomes
+// its allocated size and the condition goes.
+func (a *Agent) ResizeFileSystems(ctx context.Context) error {
+	for _, o := range a.pods.List("", nil) {
+		p := o.(*corev1.Pod)
+		if !a.ours(p.Spec.NodeName) || p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+			continue
+		}
+		if err := a.resizeFor(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) resizeFor(ctx context.Context, p *corev1.Pod) error {
+	for _, v := range p.Spec.Volumes {
+		if v.PersistentVolumeClaim == nil {
+			continue
+		}
+		pvc, err := store.Get[*corev1.PersistentVolumeClaim](ctx, a.s, p.Namespace, v.PersistentVolumeClaim.ClaimName)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("simnode: %w", err)
+		}
+		pending := false
+		var keep []corev1.PersistentVolumeClaimCondition
+		for _, c := range pvc.Status.Conditions {
+			if c.Type == corev1.PersistentVolumeClaimFileSystemResizePending && c.Status == corev1.ConditionTrue {
+				pending = true
+				continue
+			}
+			keep = append(keep, c)
+		}
+		alloc, ok := pvc.Status.AllocatedResources[corev1.ResourceStorage]
+		if !pending || !ok {
+			continue
+		}
+		up := pvc.DeepCopy()
+		up.Status.Conditions = keep
+		up.Status.Capacity = up.Status.Capacity.DeepCopy()
+		if up.Status.Capacity == nil {
+			up.Status.Capacity = corev1.ResourceList{}
+		}
+		up.Status.Capacity[corev1.ResourceStorage] = alloc
+		up.Status.AllocatedResourceStatuses = nil
+		if _, err := store.UpdateStatus(ctx, a.s, up); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("simnode: finish resize of %s/%s: %w", pvc.Namespace, pvc.Name, err)
+		}
+	}
+	return nil
 }
 
 // PodsOn returns the names (namespace/name) of the pods bound to node, sorted.

@@ -11,6 +11,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -180,5 +181,116 @@ func TestHeartbeatRenewsLeaseAndSilence(t *testing.T) {
 	}
 	if !l1.Spec.RenewTime.Time.Equal(clk.Now()) {
 		t.Errorf("lease renewed at %v, want %v", l1.Spec.RenewTime, clk.Now())
+	}
+}
+
+func TestAgentExitCodeConditionsAndDualStack(t *testing.T) {
+	ctx, s, a, _ := start(t, Options{Nodes: 1, TestBinder: true, DualStack: true})
+	for _, name := range []string{"x", "y"} {
+		if _, err := store.Create(ctx, s, pod(name, "good:1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := waitPod(t, ctx, s, "x", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if len(p.Status.PodIPs) != 2 || p.Status.PodIPs[1].IP != podIPv6(p.Status.PodIP) || podIPv6(p.Status.PodIP) == "" {
+		t.Errorf("dual-stack pod IPs %v", p.Status.PodIPs)
+	}
+	waitPod(t, ctx, s, "y", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if err := a.SetCondition(ctx, "default", "x", corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Exit(ctx, "default", "x", 42); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, ctx, s, "x", func(p *corev1.Pod) bool {
+		has := false
+		for _, c := range p.Status.Conditions {
+			has = has || (c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue)
+		}
+		return has && p.Status.Phase == corev1.PodFailed && p.Status.ContainerStatuses[0].State.Terminated != nil &&
+			p.Status.ContainerStatuses[0].State.Terminated.ExitCode == 42
+	})
+	// A deleted pod held by a finalizer is stopped (phase Failed) and
+	// stays until the finalizer goes.
+	up, err := store.Get[*corev1.Pod](ctx, s, "default", "y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up = up.DeepCopy()
+	up.Finalizers = []string{"example.com/hold"}
+	if _, err := store.Update(ctx, s, up); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete[*corev1.Pod](ctx, s, "default", "y", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p = waitPod(t, ctx, s, "y", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if p.DeletionTimestamp == nil || p.Status.ContainerStatuses[0].State.Terminated.ExitCode != 137 {
+		t.Errorf("stopped pod: %+v", p.Status)
+	}
+	for {
+		cur, err := store.Get[*corev1.Pod](ctx, s, "default", "y")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur = cur.DeepCopy()
+		cur.Finalizers = nil
+		if _, err = store.Update(ctx, s, cur); err == nil {
+			break
+		} else if !apierrors.IsConflict(err) {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := store.Get[*corev1.Pod](ctx, s, "default", "y"); apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pod not deleted after its finalizer went")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A running pod's claim waiting for a filesystem resize is finished by
+// ResizeFileSystems (online expansion).
+func TestAgentResizeFileSystems(t *testing.T) {
+	ctx, s, a, _ := start(t, Options{Nodes: 1, TestBinder: true})
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	if _, err := store.Create(ctx, s, claim); err != nil {
+		t.Fatal(err)
+	}
+	p := pod("user", "good:1")
+	p.Spec.Volumes = []corev1.Volume{{Name: "d", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+	if _, err := store.Create(ctx, s, p); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, ctx, s, "user", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	c, err := store.Get[*corev1.PersistentVolumeClaim](ctx, s, "default", "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = c.DeepCopy()
+	c.Status.Phase = corev1.ClaimBound
+	c.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}
+	c.Status.AllocatedResources = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}
+	c.Status.AllocatedResourceStatuses = map[corev1.ResourceName]corev1.ClaimResourceStatus{corev1.ResourceStorage: corev1.PersistentVolumeClaimNodeResizePending}
+	c.Status.Conditions = []corev1.PersistentVolumeClaimCondition{{Type: corev1.PersistentVolumeClaimFileSystemResizePending, Status: corev1.ConditionTrue}}
+	if _, err := store.UpdateStatus(ctx, s, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ResizeFileSystems(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err = store.Get[*corev1.PersistentVolumeClaim](ctx, s, "default", "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Status.Capacity[corev1.ResourceStorage]
+	if got.String() != "5Gi" || len(c.Status.Conditions) != 0 || c.Status.AllocatedResourceStatuses != nil {
+		t.Errorf("after resize: %+v", c.Status)
 	}
 }
