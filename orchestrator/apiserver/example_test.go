@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -85,8 +84,11 @@ func Example_serviceAccounts() {
 	if err != nil {
 		panic(err)
 	}
-	// Every namespace needs its "default" account and kube-root-ca.crt.
-	go (&serviceaccount.Publisher{Store: st, CAPEM: srv.PKI().CAPEM}).Run(ctx)
+	// Every namespace needs its "default" account and kube-root-ca.crt
+	// (in a cluster, the controllers keep them; here, once by hand).
+	if err := serviceaccount.EnsureNamespace(ctx, st, "default", srv.PKI().CAPEM); err != nil {
+		panic(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -99,13 +101,6 @@ func Example_serviceAccounts() {
 	cfg, _ := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	cs := kubernetes.NewForConfigOrDie(cfg)
 
-	// The publisher creates the default account shortly.
-	for {
-		if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	pod, err := cs.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}, metav1.CreateOptions{})
 	if err != nil {

@@ -101,7 +101,8 @@ type Config struct {
 	// serviceAccountName, an existing account required, and the
 	// kube-api-access-xxxxx token volume mounted in every container. Off
 	// by default; the namespaces then need their "default" account and
-	// kube-root-ca.crt (serviceaccount.Publisher).
+	// kube-root-ca.crt (the ServiceAccount and RootCAPublisher
+	// reconcilers of orchestrator/controllers keep them).
 	ServiceAccountAdmission bool
 	// Collectors are extra Prometheus collectors served on /metrics next
 	// to the server's own: the store's (store.Store.Collectors), the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -102,59 +101,5 @@ func TestAdmit(t *testing.T) {
 				t.Errorf("second Admit changed the pod:\n%s", d)
 			}
 		})
-	}
-}
-
-func TestPublisher(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	st, err := store.Open(ctx, store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p := &Publisher{Store: st, CAPEM: []byte("CA-PEM")}
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	if _, err := store.Create(ctx, st, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	hasSA := func() bool {
-		_, err := store.Get[*corev1.ServiceAccount](ctx, st, "team", "default")
-		return err == nil
-	}
-	hasCM := func() bool {
-		cm, err := store.Get[*corev1.ConfigMap](ctx, st, "team", RootCAConfigMap)
-		return err == nil && cm.Data["ca.crt"] == "CA-PEM"
-	}
-	waitFor("default account", hasSA)
-	waitFor("kube-root-ca.crt", hasCM)
-	if err := store.Delete[*corev1.ServiceAccount](ctx, st, "team", "default", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("default account recreated", hasSA)
-	cm, err := store.Get[*corev1.ConfigMap](ctx, st, "team", RootCAConfigMap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm = cm.DeepCopy()
-	cm.Data["ca.crt"] = "tampered"
-	if _, err := store.Update(ctx, st, cm); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("kube-root-ca.crt restored", hasCM)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }

@@ -16,9 +16,12 @@
 //   - [Admit] is kube-apiserver's ServiceAccount admission for a new pod:
 //     default spec.serviceAccountName, and the kube-api-access-xxxxx
 //     projected volume mounted at /var/run/secrets/kubernetes.io/serviceaccount.
-//   - [Publisher] (and [EnsureNamespace]) keeps what that volume needs in
-//     every namespace: the "default" ServiceAccount and the
-//     kube-root-ca.crt ConfigMap, as kube-controller-manager does.
+//   - What that volume needs in every namespace, the "default"
+//     ServiceAccount and the kube-root-ca.crt ConfigMap, is kept there by
+//     the ServiceAccount and RootCAPublisher reconcilers of
+//     orchestrator/controllers, as kube-controller-manager does;
+//     [EnsureNamespace] puts them in place once, for programs without
+//     the controllers.
 //
 // The API server (orchestrator/apiserver) wires the Issuer into its
 // authentication and serves the token subresource and OpenID endpoints
