@@ -67,7 +67,11 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 		return nil, ctxErr(s.failed)
 	}
 	rev := s.nextRev + 1
-	ops, err := build(&view{s: s}, rev)
+	v := &view{s: s}
+	ops, err := build(v, rev)
+	if err == nil {
+		err = s.admitResize(v, ops)
+	}
 	if err == nil {
 		err = s.allocate(ops, dryRun)
 	}

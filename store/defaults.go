@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -357,7 +358,12 @@ func defaultJobSpec(s *batchv1.JobSpec) {
 		s.Parallelism = ptr(int32(1))
 	}
 	if s.BackoffLimit == nil {
-		s.BackoffLimit = ptr(int32(6))
+		// As upstream: with a per-index limit, the global one is off.
+		if s.BackoffLimitPerIndex != nil {
+			s.BackoffLimit = ptr(int32(math.MaxInt32))
+		} else {
+			s.BackoffLimit = ptr(int32(6))
+		}
 	}
 	if s.CompletionMode == nil {
 		s.CompletionMode = ptr(batchv1.NonIndexedCompletion)
@@ -369,7 +375,13 @@ func defaultJobSpec(s *batchv1.JobSpec) {
 		s.ManualSelector = ptr(false)
 	}
 	if s.PodReplacementPolicy == nil {
-		s.PodReplacementPolicy = ptr(batchv1.TerminatingOrFailed)
+		// As upstream: a pod failure policy needs terminal pods, so
+		// replacements wait until the old pod has failed.
+		if s.PodFailurePolicy != nil {
+			s.PodReplacementPolicy = ptr(batchv1.Failed)
+		} else {
+			s.PodReplacementPolicy = ptr(batchv1.TerminatingOrFailed)
+		}
 	}
 	defaultPodSpec(&s.Template.Spec)
 }

@@ -179,6 +179,16 @@ func TestPersistentVolumeExpansion(t *testing.T) {
 			cl := e.claim(c.name)
 			return cl.Status.Phase == corev1.ClaimBound && storageOf(cl.Status.Capacity) == "1Gi", string(cl.Status.Phase)
 		})
+		if c.class == "fixed" {
+			// The store refuses to grow a claim whose class does not
+			// allow expansion (the PersistentVolumeClaimResize admission).
+			cl := e.claim(c.name)
+			cl.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("3Gi")
+			if _, err := store.Update(e.ctx, e.s, cl); !apierrors.IsForbidden(err) {
+				t.Fatalf("growing a claim of a class without allowVolumeExpansion: %v, want Forbidden", err)
+			}
+			continue
+		}
 		update(e, "default", c.name, func(cl *corev1.PersistentVolumeClaim) {
 			cl.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("3Gi")
 		})
