@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	resourcehelper "k8s.io/component-helpers/resource"
 
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/store"
@@ -456,7 +457,38 @@ func (w *podWorker) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtime.PodS
 	cfg.ShareProcessNamespace = pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace
 	cfg.HostPID, cfg.HostIPC = pod.Spec.HostPID, pod.Spec.HostIPC
 	cfg.QOSClass = runtime.QOSClass(store.QOSClass(&pod.Spec))
+	cfg.Resources = podResources(pod)
 	return cfg
+}
+
+// podResources are the pod-level cgroup's limits, as the kubelet sets
+// them: the pod's requests as CPU weight, and a CPU or memory limit only
+// when every container declares one (the effective pod limit: the sum
+// over the app containers and sidecars, or the largest init container's
+// if that is more).
+func podResources(pod *corev1.Pod) runtime.Resources {
+	req := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	lim := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})
+	r := runtime.Resources{CPURequestMilli: req.Cpu().MilliValue()}
+	if allLimit(pod, corev1.ResourceCPU) {
+		r.CPULimitMilli = lim.Cpu().MilliValue()
+	}
+	if allLimit(pod, corev1.ResourceMemory) {
+		r.MemoryLimitBytes = lim.Memory().Value()
+	}
+	return r
+}
+
+// allLimit reports whether every container of pod has a limit on res.
+func allLimit(pod *corev1.Pod, res corev1.ResourceName) bool {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			if _, ok := c.Resources.Limits[res]; !ok {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // seccompProfile and appArmorProfile translate a security context's
