@@ -10,6 +10,27 @@
 // containers), to explore scale. It stops on SIGINT or SIGTERM, leaving
 // pods running for the next start over the same data directory; --purge
 // removes everything instead.
+//
+// # Reaching Services from the host
+//
+// The eBPF service proxy rewrites connections to ClusterIPs and NodePorts
+// for the processes of one cgroup v2 directory, which it prints at start.
+// By default that is the pods' parent cgroup,
+// /sys/fs/cgroup/unified/tugboat-<namespace>: pods reach Services, and so
+// does any host process moved into it (or into a child cgroup of it):
+//
+//	echo $$ > /sys/fs/cgroup/unified/tugboat-tugboat/cgroup.procs   # this shell
+//	wget -qO- http://<ClusterIP>/
+//
+// On a machine that is a real node (nothing else shares it), serve every
+// process of the host instead, as kube-proxy and Cilium do:
+//
+//	sudo go run ./examples/cluster --data-dir /var/lib/tugboat --proxy-cgroup /sys/fs/cgroup/unified
+//
+// The default stays with the pods' cgroup because on a shared machine the
+// root cgroup would rewrite other users' connections to addresses in the
+// service range. Either way the service range gets a blackhole route, so
+// a packet to a ClusterIP never leaves the machine.
 package main
 
 import (

@@ -20,6 +20,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tugboatdev/tugboat/netproxy"
 	"github.com/tugboatdev/tugboat/netproxy/dns"
@@ -27,6 +30,7 @@ import (
 	"github.com/tugboatdev/tugboat/orchestrator/agent"
 	"github.com/tugboatdev/tugboat/orchestrator/apiserver"
 	"github.com/tugboatdev/tugboat/orchestrator/controllers"
+	"github.com/tugboatdev/tugboat/orchestrator/serviceaccount"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
@@ -106,6 +110,13 @@ type Config struct {
 	ProxyCgroup string
 	// ClusterDomain is the DNS domain (default cluster.local).
 	ClusterDomain string
+	// NoServiceAccounts turns ServiceAccount tokens off. By default, as
+	// in Kubernetes, the API server issues and verifies ServiceAccount
+	// tokens (signing key DataDir/pki/sa.key; kubectl create token), its
+	// ServiceAccount admission gives every new pod the
+	// kube-api-access-xxxxx token volume, and the node agents write the
+	// tokens into it.
+	NoServiceAccounts bool
 	// Logger receives every component's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -207,6 +218,7 @@ type Cluster struct {
 	apiURL    string
 	regHost   string
 	proxyMode netproxy.Mode
+	tokens    *serviceaccount.Issuer
 	agents    []*agent.Agent
 	started   []string
 	daemonPID int
@@ -343,6 +355,21 @@ func (c *Cluster) Run(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	c.note("store (durable, %s)", filepath.Join(cfg.DataDir, "store"))
 
+	// ServiceAccount tokens: one issuer for the API server and the agents.
+	if !cfg.NoServiceAccounts {
+		key, err := serviceaccount.LoadOrCreateKey(filepath.Join(cfg.DataDir, "pki", "sa.key"))
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		iss, err := serviceaccount.New(serviceaccount.Config{Store: st, Key: key})
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		c.mu.Lock()
+		c.tokens = iss
+		c.mu.Unlock()
+	}
+
 	// Demo image registry.
 	if cfg.RegistryAddress != "off" {
 		host, stop, err := startRegistry(ctx, cfg.RegistryAddress)
@@ -385,11 +412,13 @@ func (c *Cluster) Run(ctx context.Context) (err error) {
 
 	// API server.
 	api, err := apiserver.New(apiserver.Config{
-		Store:    st,
-		DataDir:  cfg.DataDir,
-		Streamer: streamers,
-		Metrics:  metrics,
-		Logger:   c.log.With("component", "apiserver"),
+		Store:                   st,
+		DataDir:                 cfg.DataDir,
+		Streamer:                streamers,
+		Metrics:                 metrics,
+		ServiceAccounts:         c.tokens,
+		ServiceAccountAdmission: c.tokens != nil,
+		Logger:                  c.log.With("component", "apiserver"),
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: apiserver: %w", err)
@@ -413,6 +442,14 @@ func (c *Cluster) Run(ctx context.Context) (err error) {
 		return nil
 	})
 	c.note("API server on %s (kubeconfig %s)", url, c.KubeconfigPath())
+	if c.tokens != nil {
+		c.note("ServiceAccount tokens (issuer %s, admission on)", c.tokens.Issuer())
+	}
+
+	// The default StorageClass: host directories under DataDir/local-path.
+	if err := ensureStorageClass(ctx, st); err != nil {
+		return err
+	}
 
 	// Scheduler.
 	sched, err := scheduler.New(gctx, st, scheduler.Config{Logger: c.log.With("component", "scheduler")})
@@ -429,6 +466,9 @@ func (c *Cluster) Run(ctx context.Context) (err error) {
 		Identity:         cfg.NodeName,
 		Log:              c.log.With("component", "controllers"),
 		ServiceAllocator: controllers.NewServiceAllocator(cfg.ServiceCIDR, 0, 0),
+		LocalPathDir:     filepath.Join(cfg.DataDir, "local-path"),
+		Metrics:          metrics,
+		RootCAPEM:        api.PKI().CAPEM,
 	})
 	g.Go(func() error { return wrap("controller manager", mgr.Run(gctx)) })
 	c.note("controller manager (leader election on kube-system/tugboat-controller-manager)")
@@ -441,6 +481,41 @@ func (c *Cluster) Run(ctx context.Context) (err error) {
 		err = nil
 	}
 	return err
+}
+
+// DefaultStorageClass names the StorageClass every cluster has, marked as
+// the default: PersistentVolumeClaims without a class get host-directory
+// volumes under DataDir/local-path.
+const DefaultStorageClass = "local-path"
+
+// ensureStorageClass creates the default StorageClass unless it exists.
+func ensureStorageClass(ctx context.Context, st store.Interface) error {
+	immediate := storagev1.VolumeBindingImmediate
+	del := corev1.PersistentVolumeReclaimDelete
+	_, err := store.Create(ctx, st, &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        DefaultStorageClass,
+			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
+		},
+		Provisioner:       controllers.LocalPathProvisioner,
+		ReclaimPolicy:     &del,
+		VolumeBindingMode: &immediate,
+	})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("cluster: default StorageClass: %w", err)
+	}
+	return nil
+}
+
+// tokenRequester returns the token issuer for the agents, or nil (an
+// untyped nil, so that the agent sees no requester) without one.
+func (c *Cluster) tokenRequester() agent.TokenRequester {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tokens == nil {
+		return nil
+	}
+	return c.tokens
 }
 
 // wrap names a component in its error; a clean stop is no error.
@@ -515,6 +590,7 @@ func (c *Cluster) startSimulated(ctx context.Context, g *errgroup.Group, st stor
 			ClusterDomain:  cfg.ClusterDomain,
 			RuntimeName:    "simulated",
 			RuntimeVersion: "simulated://1",
+			TokenRequester: c.tokenRequester(),
 			Log:            c.log.With("component", "agent", "node", name),
 		})
 		if err != nil {
@@ -606,6 +682,7 @@ func (c *Cluster) startNode(ctx context.Context, g *errgroup.Group, st store.Int
 		ClusterDomain:  cfg.ClusterDomain,
 		RuntimeName:    "containerd",
 		RuntimeVersion: "containerd://" + containerdVersion(ctx, rt),
+		TokenRequester: c.tokenRequester(),
 		Log:            c.log.With("component", "agent"),
 	})
 	if err != nil {

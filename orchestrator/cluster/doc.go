@@ -25,4 +25,34 @@
 // [Cluster.Run] runs everything until its context ends; a later Run over
 // the same DataDir brings back every object and re-adopts the running
 // pods. [Purge] removes everything a cluster left on the machine.
+//
+// The cluster also has a default StorageClass, "local-path", whose volumes
+// are host directories under DataDir/local-path, so StatefulSets'
+// volumeClaimTemplates and plain PersistentVolumeClaims bind at once.
+//
+// # Tutorial
+//
+// The package's Examples lead from nothing to a running cluster:
+//
+//  1. Example (step1OpenAStore): open a store, create pods, list them by
+//     label; every component reads and writes state through this one
+//     interface.
+//  2. Example (step2ScheduleAPod): the scheduler binds a pod to a Node.
+//  3. Example (step3ComposeAControlPlane): store, scheduler, controller
+//     manager and a node agent composed by hand; a Deployment becomes
+//     running pods (examples/quickstart is the same as a program with the
+//     API server added for kubectl).
+//  4. Example (step4RunACluster): [New] and [Cluster.Run] do all of it
+//     with real containers, networking, the service proxy and DNS, as
+//     examples/cluster does; the package Example runs the same cluster on
+//     simulated nodes.
+//
+// # Reaching Services from the host
+//
+// The eBPF proxy serves the processes of [Config.ProxyCgroup]: by default
+// the pods' parent cgroup, so pods (and host processes moved into that
+// cgroup) reach ClusterIPs and NodePorts. Set it to [CgroupV2Root] to
+// serve every process of the machine, as kube-proxy does on a dedicated
+// node; the default avoids rewriting other users' connections on a shared
+// machine.
 package cluster

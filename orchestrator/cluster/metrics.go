@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/tugboatdev/tugboat/orchestrator/agent"
+	"github.com/tugboatdev/tugboat/orchestrator/controllers"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/store"
 )
@@ -229,6 +230,48 @@ func (n *NodeMetrics) podMetrics(ctx context.Context, ns, name string, sel label
 	return metricsList{TypeMeta: metav1.TypeMeta{Kind: "PodMetricsList", APIVersion: metricsAPIVersion}, Items: orEmpty(items)}, nil
 }
 
+// PodCPU returns the CPU usage in millicores of every pod of namespace
+// that a node agent has a sample of: the source of the
+// HorizontalPodAutoscaler (controllers.MetricsSource).
+func (n *NodeMetrics) PodCPU(ctx context.Context, namespace string) (map[string]int64, error) {
+	q, err := n.PodUsage(ctx, namespace, corev1.ResourceCPU)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(q))
+	for name, v := range q {
+		out[name] = v.MilliValue()
+	}
+	return out, nil
+}
+
+// PodUsage returns the usage of resource name (cpu or memory) of every
+// pod of namespace that a node agent has a sample of
+// (controllers.ResourceMetricsSource).
+func (n *NodeMetrics) PodUsage(ctx context.Context, namespace string, name corev1.ResourceName) (map[string]resource.Quantity, error) {
+	out := map[string]resource.Quantity{}
+	for _, m := range n.snapshot() {
+		us, err := m.ListPodMetrics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range us {
+			if u.Namespace != namespace {
+				continue
+			}
+			var nano, mem uint64
+			for _, c := range u.Containers {
+				nano += c.CPUNanoCores
+				mem += c.MemoryWorkingSetBytes
+			}
+			if q, ok := usage(nano, mem)[name]; ok {
+				out[u.Name] = q
+			}
+		}
+	}
+	return out, nil
+}
+
 func orEmpty(items []metricsObject) []metricsObject {
 	if items == nil {
 		return []metricsObject{}
@@ -239,3 +282,5 @@ func orEmpty(items []metricsObject) []metricsObject {
 func schemaGR(res string) schema.GroupResource {
 	return schema.GroupResource{Group: "metrics.k8s.io", Resource: res}
 }
+
+var _ controllers.ResourceMetricsSource = (*NodeMetrics)(nil)

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/tugboatdev/tugboat/netproxy"
+	"github.com/tugboatdev/tugboat/orchestrator/agent"
+	"github.com/tugboatdev/tugboat/orchestrator/remote"
+	"github.com/tugboatdev/tugboat/runtime/cni"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+)
+
+// nodeEnv carries a node's configuration (JSON) to the node process.
+const nodeEnv = "TUGBOAT_MULTINODE_NODE"
+
+// nodeConfig configures one node process. It runs inside the node's
+// network namespace and reaches the control plane over the host bridge.
+type nodeConfig struct {
+	Name        string
+	Kubeconfig  string
+	DataDir     string
+	NodeIP      string
+	PodCIDR     string
+	ServiceCIDR string
+	ClusterDNS  string
+	// Registry is host:port of the image registry (plain HTTP).
+	Registry string
+	// Namespace is the containerd namespace and the pods' cgroup name.
+	Namespace string
+	Verbose   bool
+}
+
+// cgroup is the pods' parent cgroup (v2 path), which the node's eBPF
+// proxy serves.
+func (c nodeConfig) cgroup() string { return filepath.Join(cgroupV2Root, c.Namespace) }
+
+const cgroupV2Root = "/sys/fs/cgroup/unified"
+
+// startNode starts a node process in its network namespace with nsenter
+// (which, unlike ip netns exec, keeps /sys and the cgroup mounts). It
+// receives SIGTERM when this process dies.
+func startNode(netns string, cfg nodeConfig, logFile *os.File) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+netns, "--", exe)
+	cmd.Env = append(os.Environ(), nodeEnv+"="+string(b))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("multinode: starting %s: %w", cfg.Name, err)
+	}
+	return cmd, nil
+}
+
+// nodeMain runs a node process if this process is one: it reports
+// whether it was, and the error the node stopped with.
+func nodeMain() (bool, error) {
+	v := os.Getenv(nodeEnv)
+	if v == "" {
+		return false, nil
+	}
+	var cfg nodeConfig
+	if err := json.Unmarshal([]byte(v), &cfg); err != nil {
+		return true, fmt.Errorf("multinode node: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return true, runNode(ctx, cfg)
+}
+
+// runNode runs one node until ctx ends: a private containerd, the pod
+// bridge and CNI, the node agent against the API server, and the eBPF
+// service proxy on the pods' cgroup. On the way out it removes every pod,
+// container, image, the containerd namespace and daemon, the pod network
+// and the cgroup.
+func runNode(ctx context.Context, cfg nodeConfig) error {
+	level := slog.LevelInfo
+	if cfg.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.Name)
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	st, err := remote.New(rc, remote.Options{})
+	if err != nil {
+		return err
+	}
+	podCIDR := netip.MustParsePrefix(cfg.PodCIDR)
+	svcCIDR := netip.MustParsePrefix(cfg.ServiceCIDR)
+	netw, err := cni.New(cni.Config{
+		Name:    cfg.Namespace,
+		Bridge:  "cni0",
+		PodCIDR: podCIDR,
+		IPAMDir: filepath.Join(cfg.DataDir, "cni"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.cgroup(), 0o755); err != nil {
+		return err
+	}
+	registry := cfg.Registry
+	rt, err := containerd.New(ctx, containerd.Options{
+		DataDir:      filepath.Join(cfg.DataDir, "ctr"),
+		Namespace:    cfg.Namespace,
+		Network:      netw,
+		CgroupParent: "/" + cfg.Namespace,
+		NodeIP:       cfg.NodeIP,
+		PlainHTTP:    func(host string) bool { return host == registry },
+		Logger:       log.With("component", "containerd"),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := rt.Destroy(dctx); err != nil {
+			log.Warn("removing the node's containers", "err", err)
+		}
+		if err := netw.Destroy(dctx); err != nil {
+			log.Warn("removing the pod network", "err", err)
+		}
+		if err := os.Remove(cfg.cgroup()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("removing the pods' cgroup", "err", err)
+		}
+	}()
+
+	a, err := agent.New(agent.Config{
+		NodeName:       cfg.Name,
+		Store:          st,
+		Runtime:        rt,
+		RootDir:        filepath.Join(cfg.DataDir, "agent"),
+		NodeIP:         cfg.NodeIP,
+		Hostname:       cfg.Name,
+		PodCIDR:        cfg.PodCIDR,
+		ClusterDNS:     []string{cfg.ClusterDNS},
+		ClusterDomain:  "cluster.local",
+		RuntimeName:    "containerd",
+		RuntimeVersion: "containerd://private",
+		Log:            log.With("component", "agent"),
+	})
+	if err != nil {
+		return err
+	}
+	px, err := netproxy.New(ctx, netproxy.Config{
+		Mode:               netproxy.ModeEBPF,
+		Cgroup:             cfg.cgroup(),
+		ServiceCIDR:        svcCIDR,
+		NodeName:           cfg.Name,
+		NodeIPs:            []netip.Addr{netip.MustParseAddr(cfg.NodeIP)},
+		ExternalInterfaces: []string{"eth0"},
+		Logger:             log.With("component", "netproxy"),
+	})
+	if err != nil {
+		return err
+	}
+	defer px.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- px.Run(ctx, st) }()
+	go func() { errc <- a.Run(ctx) }()
+	log.Info("node running", "ip", cfg.NodeIP, "podCIDR", cfg.PodCIDR, "proxyCgroup", cfg.cgroup())
+	var first error
+	for range 2 {
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && first == nil {
+			first = err
+			cancel() // one component failed: stop the other too
+		}
+	}
+	return first
+}
