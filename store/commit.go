@@ -70,7 +70,7 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 	v := &view{s: s}
 	ops, err := build(v, rev)
 	if err == nil {
-		err = s.admitResize(v, ops)
+		err = s.admitClaims(v, ops)
 	}
 	if err == nil {
 		err = s.allocate(ops, dryRun)

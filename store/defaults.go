@@ -239,6 +239,24 @@ func defaultService(s *corev1.Service) {
 	}
 }
 
+// defaultSecret sets the type Opaque and, as the API server's Secret
+// strategy does, merges stringData into data (stringData wins) and drops
+// it: stringData is write-only.
+func defaultSecret(s *corev1.Secret) {
+	if s.Type == "" {
+		s.Type = corev1.SecretTypeOpaque
+	}
+	if len(s.StringData) > 0 {
+		if s.Data == nil {
+			s.Data = make(map[string][]byte, len(s.StringData))
+		}
+		for k, v := range s.StringData {
+			s.Data[k] = []byte(v)
+		}
+	}
+	s.StringData = nil
+}
+
 func defaultPV(p *corev1.PersistentVolume) {
 	if p.Spec.PersistentVolumeReclaimPolicy == "" {
 		p.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimRetain

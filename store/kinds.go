@@ -138,11 +138,7 @@ func RegisterDefaults(r *Registry) {
 			Validate: validateConfigMap},
 		{GVK: gvk("", "v1", "Secret"), Resource: "secrets", Namespaced: true,
 			New: func() runtime.Object { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} },
-			Fields: secretFields, FieldKeys: secretKeys, Default: typed1(func(s *corev1.Secret) {
-				if s.Type == "" {
-					s.Type = corev1.SecretTypeOpaque
-				}
-			}), Validate: validateSecret},
+			Fields: secretFields, FieldKeys: secretKeys, Default: typed1(defaultSecret), Validate: validateSecret},
 		{GVK: gvk("", "v1", "ServiceAccount"), Resource: "serviceaccounts", ShortNames: []string{"sa"}, Namespaced: true,
 			New: func() runtime.Object { return &corev1.ServiceAccount{} }, NewList: func() runtime.Object { return &corev1.ServiceAccountList{} }},
 		{GVK: gvk("", "v1", "PersistentVolume"), Resource: "persistentvolumes", ShortNames: []string{"pv"},

@@ -10,6 +10,53 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
+// admitClaims applies the claim admission of kube-apiserver: on create, a
+// claim without storageClassName gets the default StorageClass (the one
+// annotated storageclass.kubernetes.io/is-default-class=true; the newest
+// if several); on update, the resize rules of admitResize.
+func (s *Store) admitClaims(v *view, ops []op) error {
+	for _, o := range ops {
+		if o.del || o.prev != nil || o.kind.GroupResource() != pvcResource {
+			continue
+		}
+		if pvc := o.obj.(*corev1.PersistentVolumeClaim); pvc.Spec.StorageClassName == nil {
+			if name := s.defaultStorageClass(v); name != "" {
+				pvc.Spec.StorageClassName = &name
+			}
+		}
+	}
+	return s.admitResize(v, ops)
+}
+
+// defaultStorageClassAnnotation marks the default StorageClass.
+const defaultStorageClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+
+func (s *Store) defaultStorageClass(v *view) string {
+	k := s.reg.ForResource(storageClassResource)
+	if k == nil {
+		return ""
+	}
+	it, err := s.db.Txn(false).Get(k.table(), "id")
+	if err != nil {
+		return ""
+	}
+	var best *storagev1.StorageClass
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		sc, _ := v.get(k, raw.(*record).Key).(*storagev1.StorageClass)
+		if sc == nil || sc.Annotations[defaultStorageClassAnnotation] != "true" {
+			continue
+		}
+		if best == nil || sc.CreationTimestamp.After(best.CreationTimestamp.Time) ||
+			(sc.CreationTimestamp.Equal(&best.CreationTimestamp) && sc.Name < best.Name) {
+			best = sc
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.Name
+}
+
 // admitResize checks PersistentVolumeClaim updates as kube-apiserver's
 // validation and its PersistentVolumeClaimResize admission do: a bound
 // claim's storage request may grow only if its StorageClass has

@@ -102,3 +102,69 @@ func TestJobDefaultsFollowPolicies(t *testing.T) {
 		t.Errorf("podFailurePolicy job: podReplacementPolicy %s, want Failed", *j.Spec.PodReplacementPolicy)
 	}
 }
+
+// TestClaimGetsDefaultStorageClass checks the DefaultStorageClass
+// admission: a claim without a class gets the one marked default.
+func TestClaimGetsDefaultStorageClass(t *testing.T) {
+	ctx := context.Background()
+	s := openMem(t)
+	pvc := func(name string, class *string) *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: class, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	}
+	// No default class yet: the claim keeps no class.
+	got, err := s.Create(ctx, pvc("before", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.(*corev1.PersistentVolumeClaim).Spec.StorageClassName; c != nil {
+		t.Errorf("class %q with no default class", *c)
+	}
+	for name, isDefault := range map[string]string{"fast": "false", "local-path": "true"} {
+		sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": isDefault}}, Provisioner: "example.com/p"}
+		if _, err := s.Create(ctx, sc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err = s.Create(ctx, pvc("after", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.(*corev1.PersistentVolumeClaim).Spec.StorageClassName; c == nil || *c != "local-path" {
+		t.Errorf("class %v, want the default local-path", c)
+	}
+	// An explicit class, even "", is kept.
+	got, err = s.Create(ctx, pvc("none", ptr("")), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.(*corev1.PersistentVolumeClaim).Spec.StorageClassName; c == nil || *c != "" {
+		t.Errorf("explicit empty class became %v", c)
+	}
+}
+
+// TestSecretStringData checks that stringData is merged into data
+// (winning over it) and not stored.
+func TestSecretStringData(t *testing.T) {
+	ctx := context.Background()
+	s := openMem(t)
+	in := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"},
+		Data: map[string][]byte{"user": []byte("old"), "host": []byte("db")}, StringData: map[string]string{"user": "admin", "password": "s3cret"}}
+	out, err := s.Create(ctx, in, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := out.(*corev1.Secret)
+	if string(sec.Data["user"]) != "admin" || string(sec.Data["password"]) != "s3cret" || string(sec.Data["host"]) != "db" || sec.StringData != nil || sec.Type != corev1.SecretTypeOpaque {
+		t.Errorf("secret data %q stringData %v type %s", sec.Data, sec.StringData, sec.Type)
+	}
+	sec.StringData = map[string]string{"password": "new"}
+	upd, err := s.Update(ctx, sec, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := upd.(*corev1.Secret); string(got.Data["password"]) != "new" || got.StringData != nil {
+		t.Errorf("after update: data %q stringData %v", got.Data, got.StringData)
+	}
+}
