@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -988,9 +989,17 @@ func EvictPod(ctx context.Context, st store.Interface, ns, name string, opts *me
 	pod := obj.(*corev1.Pod)
 	terminal := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 	if !terminal && pod.DeletionTimestamp == nil {
+		// Concurrent evictions (kubectl drain evicts in parallel) race
+		// for the budget's status: retry a conflict with a growing,
+		// jittered pause, as upstream's eviction retries.
 		for try := 0; ; try++ {
 			err := checkPDB(ctx, st, pod, opts.DryRun)
-			if apierrors.IsConflict(err) && try < 8 {
+			if apierrors.IsConflict(err) && try < 20 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Duration(try+1)*5*time.Millisecond + time.Duration(rand.Int64N(int64(5*time.Millisecond)))):
+				}
 				continue
 			}
 			if err != nil {
