@@ -54,7 +54,7 @@ type Scheduler struct {
 	limiter *rate.Limiter
 	// events maps aggregated FailedScheduling events to their names; only
 	// the writer goroutine uses it.
-	events   map[eventKey]string
+	events    map[eventKey]string
 	informers []*informer.Informer
 	stats     stats
 }
