@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -54,6 +55,28 @@ func (v *view) get(k *Kind, key string) runtime.Object {
 		return nil
 	}
 	return raw.(*record).Obj
+}
+
+// each calls fn for every applied object of k (as overlaid by sequenced
+// transactions; objects created by those are not visited), until fn
+// returns false.
+func (v *view) each(k *Kind, fn func(runtime.Object) bool) {
+	if v.txn == nil {
+		v.txn = v.s.db.Txn(false)
+	}
+	txn, ok := v.txn.(*memdb.Txn)
+	if !ok {
+		return
+	}
+	it, err := txn.Get(k.table(), "id")
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if obj := v.get(k, raw.(*record).Key); obj != nil && !fn(obj) {
+			return
+		}
+	}
 }
 
 // commit sequences one transaction. build reads through the view and returns

@@ -179,16 +179,18 @@ func prepareCreatePod(p *corev1.Pod) {
 // no container has any, Burstable otherwise.
 func QOSClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 	any, guaranteed := false, true
-	all := append(append([]corev1.Container(nil), spec.InitContainers...), spec.Containers...)
-	for _, c := range all {
-		if len(c.Resources.Requests) > 0 || len(c.Resources.Limits) > 0 {
-			any = true
-		}
-		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			l, okL := c.Resources.Limits[r]
-			q, okR := c.Resources.Requests[r]
-			if !okL || (okR && q.Cmp(l) != 0) {
-				guaranteed = false
+	for _, cs := range [2][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			res := &cs[i].Resources
+			if len(res.Requests) > 0 || len(res.Limits) > 0 {
+				any = true
+			}
+			for _, r := range [2]corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				l, okL := res.Limits[r]
+				q, okR := res.Requests[r]
+				if !okL || (okR && q.Cmp(l) != 0) {
+					guaranteed = false
+				}
 			}
 		}
 	}

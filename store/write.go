@@ -174,7 +174,7 @@ func (s *Store) resolvePriority(v *view, p *corev1.Pod) error {
 		}
 		pc = o
 	} else {
-		pc = s.globalDefaultPriorityClass(pcKind)
+		pc = globalDefaultPriorityClass(v, pcKind)
 	}
 	prio := int32(0)
 	if pc != nil {
@@ -196,17 +196,18 @@ func k8sInvalidPriority(p *corev1.Pod, want int32) error {
 		fmt.Errorf("the integer value of priority (%d) must not be provided in pod spec; priority admission controller computed %d from the given PriorityClass name", *p.Spec.Priority, want))
 }
 
-func (s *Store) globalDefaultPriorityClass(k *Kind) *schedulingv1.PriorityClass {
-	it, err := s.db.Txn(false).Get(k.table(), "id")
-	if err != nil {
-		return nil
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if pc := raw.(*record).Obj.(*schedulingv1.PriorityClass); pc.GlobalDefault {
-			return pc
+// globalDefaultPriorityClass finds the PriorityClass marked globalDefault
+// among the sequenced state v reads.
+func globalDefaultPriorityClass(v *view, k *Kind) *schedulingv1.PriorityClass {
+	var found *schedulingv1.PriorityClass
+	v.each(k, func(obj runtime.Object) bool {
+		if pc := obj.(*schedulingv1.PriorityClass); pc.GlobalDefault {
+			found = pc
+			return false
 		}
-	}
-	return nil
+		return true
+	})
+	return found
 }
 
 // Update replaces spec and metadata, keeping status. See [Interface.Update].
