@@ -10,6 +10,7 @@ import (
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/tugboatdev/tugboat/store"
 )
@@ -84,8 +85,13 @@ func newDiscovery(reg *store.Registry, extra map[schema.GroupVersion][]metav1.AP
 		}
 		d.byGV[gv] = append(d.byGV[gv], k)
 	}
-	for g := range d.gvs {
+	for g, gvs := range d.gvs {
 		d.groups = append(d.groups, g)
+		// Versions in kube-apiserver's priority order (v2 before v1
+		// before v1beta1): the first is the preferred one.
+		sort.SliceStable(gvs, func(i, j int) bool {
+			return version.CompareKubeAwareVersionStrings(gvs[i].Version, gvs[j].Version) > 0
+		})
 	}
 	sort.Slice(d.groups, func(i, j int) bool { return d.groups[i] < d.groups[j] })
 	return d
@@ -128,12 +134,23 @@ func (d *discovery) aggregated(core bool) *apidiscoveryv2.APIGroupDiscoveryList 
 		for _, gv := range d.gvs[g] {
 			vd := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
 			for _, r := range d.extra[gv] {
+				if parent, sub, ok := strings.Cut(r.Name, "/"); ok {
+					// A subresource of the extra resource before it.
+					if n := len(vd.Resources); n > 0 && vd.Resources[n-1].Resource == parent {
+						vd.Resources[n-1].Subresources = append(vd.Resources[n-1].Subresources, apidiscoveryv2.APISubresourceDiscovery{
+							Subresource: sub, Verbs: r.Verbs,
+							ResponseKind: &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+						})
+					}
+					continue
+				}
 				scope := apidiscoveryv2.ScopeCluster
 				if r.Namespaced {
 					scope = apidiscoveryv2.ScopeNamespace
 				}
 				vd.Resources = append(vd.Resources, apidiscoveryv2.APIResourceDiscovery{Resource: r.Name, Scope: scope, Verbs: r.Verbs,
-					ResponseKind: &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind}})
+					ResponseKind:     &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+					SingularResource: r.SingularName, ShortNames: r.ShortNames, Categories: r.Categories})
 			}
 			for _, k := range d.byGV[gv] {
 				scope := apidiscoveryv2.ScopeCluster

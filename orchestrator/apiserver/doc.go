@@ -20,6 +20,19 @@
 // than the store's event window is answered 200 with one ERROR event
 // holding a 410 Expired Status, as kube-apiserver's watch cache does.
 //
+// A resource stored in one version can be served in another, as
+// kube-apiserver does: HorizontalPodAutoscalers are stored as
+// autoscaling/v2 and also served as autoscaling/v1 (kubectl v1.32's
+// "kubectl autoscale" posts v1). Discovery lists both with v2 preferred;
+// requests to /apis/autoscaling/v1 convert on the way in and out
+// (targetCPUUtilizationPercentage is the cpu Utilization metric), and
+// what v1 cannot express travels in the upstream annotations
+// autoscaling.alpha.kubernetes.io/metrics, current-metrics, conditions and
+// behavior; a v1 write without them keeps those fields of the stored
+// object. Writes through v1 (server-side apply included) record their
+// managedFields entries as autoscaling/v1, the field manager relating them
+// to v2 entries through conversions registered in the server's scheme.
+//
 // Security: TLS with a CA and serving certificate generated and kept in
 // the data directory ([LoadOrCreatePKI]); authentication by bearer tokens
 // (kube-apiserver's --token-auth-file format, [ParseTokenFile]) and client

@@ -110,6 +110,10 @@ func tableAccepted(m mediaType) bool {
 }
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info requestInfo) {
+	if isHPAv1(info) {
+		s.serveHPAv1(w, r, info)
+		return
+	}
 	k := s.reg.ForResource(schema.GroupResource{Group: info.group, Resource: info.resource})
 	if k == nil || k.GVK.Version != info.version {
 		s.writeError(w, r, notFoundResource(info))
@@ -564,6 +568,8 @@ type watchEncoder struct {
 	m     mediaType
 	k     *store.Kind
 	query map[string][]string
+	// convert, when set, converts event objects to the requested version.
+	convert func(runtime.Object) (runtime.Object, error)
 }
 
 func (e *watchEncoder) write(ev watch.Event) error {
@@ -579,6 +585,12 @@ func (e *watchEncoder) write(ev watch.Event) error {
 		obj = t
 	} else if e.m.as == "PartialObjectMetadata" && ev.Type != watch.Error {
 		obj = partialMetadata(obj)
+	} else if e.convert != nil && e.m.as == "" && ev.Type != watch.Error {
+		c, err := e.convert(obj)
+		if err != nil {
+			return err
+		}
+		obj = c
 	}
 	inner := mediaType{typ: e.m.typ}
 	raw, err := e.s.codecs.encode(obj, inner)
@@ -619,6 +631,13 @@ func (e *watchEncoder) write(ev watch.Event) error {
 }
 
 func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, k *store.Kind, ns string, m mediaType) {
+	s.watchConverted(w, r, k, ns, m, nil)
+}
+
+// watchConverted serves a watch of kind k; convert, when set, turns each
+// event's object into the version requested (unless a Table or metadata
+// is asked for).
+func (s *Server) watchConverted(w http.ResponseWriter, r *http.Request, k *store.Kind, ns string, m mediaType, convert func(runtime.Object) (runtime.Object, error)) {
 	var opts metav1.ListOptions
 	if err := s.decodeParams(r, &opts); err != nil {
 		s.writeError(w, r, err)
@@ -660,7 +679,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, k *store.Ki
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(http.StatusOK)
 	f.Flush()
-	enc := &watchEncoder{s: s, w: w, f: f, m: m, k: k, query: r.URL.Query()}
+	enc := &watchEncoder{s: s, w: w, f: f, m: m, k: k, query: r.URL.Query(), convert: convert}
 	if expired {
 		status := errorStatus(err)
 		if err := enc.write(watch.Event{Type: watch.Error, Object: status}); err != nil {

@@ -30,6 +30,9 @@ const (
 // types. They are built lazily on first request and cached.
 type openAPI struct {
 	reg *store.Registry
+	// extra are kinds served besides the registry's (other versions of
+	// stored resources, such as autoscaling/v1 HorizontalPodAutoscaler).
+	extra []*store.Kind
 
 	once    sync.Once
 	v2JSON  []byte
@@ -219,7 +222,7 @@ func pathItems(kinds []*store.Kind, refPrefix string, v3 bool) map[string]any {
 }
 
 func (o *openAPI) buildV2() {
-	kinds := o.reg.Kinds()
+	kinds := append(o.reg.Kinds(), o.extra...)
 	doc := map[string]any{
 		"swagger":     "2.0",
 		"info":        map[string]any{"title": "Kubernetes", "version": "v1.37.2+tugboat"},
@@ -243,7 +246,7 @@ func (o *openAPI) buildV2() {
 
 func (o *openAPI) buildV3() {
 	byGV := map[schema.GroupVersion][]*store.Kind{}
-	for _, k := range o.reg.Kinds() {
+	for _, k := range append(o.reg.Kinds(), o.extra...) {
 		byGV[k.GVK.GroupVersion()] = append(byGV[k.GVK.GroupVersion()], k)
 	}
 	o.v3 = map[string][]byte{}
@@ -272,7 +275,7 @@ func (o *openAPI) buildV3() {
 // typeConverter returns the SSA type converter built from the v2 schemas.
 func (o *openAPI) typeConverter() (managedfields.TypeConverter, error) {
 	o.tcOnce.Do(func() {
-		defs := definitions(o.reg.Kinds(), "#/definitions/", false)
+		defs := definitions(append(o.reg.Kinds(), o.extra...), "#/definitions/", false)
 		m := make(map[string]*spec.Schema, len(defs))
 		for k := range defs {
 			d := defs[k]

@@ -198,6 +198,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := addHPAConversions(c.scheme); err != nil {
+		return nil, err
+	}
 	pki, err := LoadOrCreatePKI(filepath.Join(cfg.DataDir, "pki"), cfg.Hosts)
 	if err != nil {
 		return nil, err
@@ -236,8 +239,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics != nil {
 		extra = map[schema.GroupVersion][]metav1.APIResource{metricsGV: metricsResources()}
 	}
+	if k2, _ := hpaV1Kind(s.reg); k2 != nil {
+		if extra == nil {
+			extra = map[schema.GroupVersion][]metav1.APIResource{}
+		}
+		extra[hpaV1Group] = hpaV1Resources(k2)
+	}
 	s.disc = newDiscovery(s.reg, extra)
 	s.openapi = newOpenAPI(s.reg)
+	if _, k1 := hpaV1Kind(s.reg); k1 != nil {
+		s.openapi.extra = append(s.openapi.extra, k1)
+	}
 	s.printers = printers()
 	s.mux = s.routes()
 	return s, nil

@@ -903,6 +903,13 @@ func (s *Server) table(k *store.Kind, objs []runtime.Object, q url.Values, now t
 		case metav1.IncludeMetadata:
 			row.Object = runtime.RawExtension{Object: partialMetadata(o)}
 		case metav1.IncludeObject:
+			if k.GVK == hpaV1GVK {
+				v1, err := hpaV1Object(o) // rows are printed from the stored v2 form
+				if err != nil {
+					return nil, err
+				}
+				o = v1
+			}
 			wk, err := s.codecs.withKind(o)
 			if err != nil {
 				return nil, err
