@@ -225,6 +225,9 @@ type Cluster struct {
 	// proxySynced is closed once the proxy programmed the store's
 	// Services (nil without a proxy).
 	proxySynced <-chan struct{}
+	// proxyMetrics puts the proxy's metrics on the API server's /metrics
+	// once the proxy runs.
+	proxyMetrics *laterCollector
 }
 
 // New validates cfg and returns a cluster. Nothing starts before Run.
@@ -233,7 +236,7 @@ func New(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cluster{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}, nil
+	return &Cluster{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), proxyMetrics: &laterCollector{}}, nil
 }
 
 // Config returns the configuration with its defaults filled in.
@@ -412,6 +415,7 @@ func (c *Cluster) Run(ctx context.Context) (err error) {
 
 	// API server.
 	api, err := apiserver.New(apiserver.Config{
+		Collectors:              append(st.Collectors(), c.proxyMetrics),
 		Store:                   st,
 		DataDir:                 cfg.DataDir,
 		Streamer:                streamers,
@@ -718,6 +722,7 @@ func (c *Cluster) startNode(ctx context.Context, g *errgroup.Group, st store.Int
 	c.mu.Lock()
 	c.proxyMode = px.Mode()
 	c.mu.Unlock()
+	c.proxyMetrics.set(px.Collector())
 	g.Go(func() error { return wrap("service proxy", px.Run(ctx, st)) })
 	if px.Mode() == netproxy.ModeEBPF {
 		c.note("service proxy (eBPF, attached to cgroup %s; blackhole route for %s)", cfg.ProxyCgroup, cfg.ServiceCIDR)

@@ -334,6 +334,14 @@ func TestClusterKubectl(t *testing.T) {
 	tc.eventually(30*time.Second, func(out string) bool { return strings.Contains(out, tc.cfg.NodeName) }, "top", "node")
 	tc.eventually(30*time.Second, func(out string) bool { return strings.Count(out, "nginx-deployment-") == 3 }, "top", "pod", "-l", "app=nginx")
 
+	// The store's and the service proxy's metrics on the API server's /metrics.
+	metricsText := tc.mustKubectl("", "get", "--raw", "/metrics")
+	for _, name := range []string{"tugboat_store_commit_batch_size", "tugboat_netproxy_frontends", "tugboat_netproxy_syncs_total"} {
+		if !strings.Contains(metricsText, name) {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+
 	// Port-forward through the API server to a pod.
 	if body := tc.portForward(pod, 80, "/version"); strings.TrimSpace(body) != "version=1.0 hostname="+pod {
 		t.Errorf("GET /version through kubectl port-forward = %q", body)

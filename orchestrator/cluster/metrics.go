@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -284,3 +285,31 @@ func schemaGR(res string) schema.GroupResource {
 }
 
 var _ controllers.ResourceMetricsSource = (*NodeMetrics)(nil)
+
+// laterCollector serves, on the API server's /metrics, a collector that
+// exists only after the server was built (the service proxy's). Until
+// set it collects nothing; it describes nothing, so the registry treats
+// it as unchecked.
+type laterCollector struct {
+	mu sync.Mutex
+	c  prometheus.Collector
+}
+
+func (l *laterCollector) set(c prometheus.Collector) {
+	l.mu.Lock()
+	l.c = c
+	l.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (l *laterCollector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector.
+func (l *laterCollector) Collect(ch chan<- prometheus.Metric) {
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	if c != nil {
+		c.Collect(ch)
+	}
+}
