@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -36,21 +37,15 @@ func (s *Store) defaultStorageClass(v *view) string {
 	if k == nil {
 		return ""
 	}
-	it, err := s.db.Txn(false).Get(k.table(), "id")
-	if err != nil {
-		return ""
-	}
 	var best *storagev1.StorageClass
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		sc, _ := v.get(k, raw.(*record).Key).(*storagev1.StorageClass)
-		if sc == nil || sc.Annotations[defaultStorageClassAnnotation] != "true" {
-			continue
-		}
-		if best == nil || sc.CreationTimestamp.After(best.CreationTimestamp.Time) ||
-			(sc.CreationTimestamp.Equal(&best.CreationTimestamp) && sc.Name < best.Name) {
+	v.each(k, func(obj runtime.Object) bool {
+		sc := obj.(*storagev1.StorageClass)
+		if sc.Annotations[defaultStorageClassAnnotation] == "true" && (best == nil || sc.CreationTimestamp.After(best.CreationTimestamp.Time) ||
+			(sc.CreationTimestamp.Equal(&best.CreationTimestamp) && sc.Name < best.Name)) {
 			best = sc
 		}
-	}
+		return true
+	})
 	if best == nil {
 		return ""
 	}
