@@ -451,10 +451,7 @@ func (r *Runtime) newLive(id string, labels map[string]string, tty bool) (*liveC
 	if err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
-	lc := &liveContainer{id: id, log: w, stdout: w.Stream(crilog.Stdout), stderr: w.Stream(crilog.Stderr), exited: make(chan struct{}), tty: tty, logPath: labels[labelLogPath], cgroup: labels[labelCgroup]}
-	if lc.cgroup == "" {
-		lc.cgroup = r.opts.CgroupParent + "/" + id
-	}
+	lc := &liveContainer{id: id, log: w, stdout: w.Stream(crilog.Stdout), stderr: w.Stream(crilog.Stderr), exited: make(chan struct{}), tty: tty, logPath: labels[labelLogPath], cgroup: r.cgroupOf(id, labels)}
 	lc.outFan, lc.errFan = &fanout{base: lc.stdout}, &fanout{base: lc.stderr}
 	if labels[labelStdin] == "true" {
 		lc.stdinR, lc.stdin = io.Pipe()
@@ -553,6 +550,14 @@ func (r *Runtime) finish(lc *liveContainer, sandboxID string, st client.ExitStat
 	}
 	r.events.Publish(runtime.ContainerEvent{Type: runtime.EventExited, ContainerID: lc.id, SandboxID: sandboxID, Time: st.ExitTime(), ExitCode: code})
 	close(lc.exited)
+}
+
+// cgroupOf is the cgroup path of container id with the given labels.
+func (r *Runtime) cgroupOf(id string, labels map[string]string) string {
+	if cg := labels[labelCgroup]; cg != "" {
+		return cg
+	}
+	return r.opts.CgroupParent + "/" + id
 }
 
 // cgroupOOMKilled reads a container's memory cgroup (v1) OOM kill count.
@@ -725,7 +730,9 @@ func (r *Runtime) status(rec containers.Container, proc *tasktypes.Process) *run
 			st.FinishedAt = proc.ExitedAt.AsTime()
 		}
 		switch {
-		case l[labelOOM] == "true":
+		// The exit watcher records an OOM kill once the output is drained;
+		// a status read before that asks the memory cgroup itself.
+		case l[labelOOM] == "true" || (st.ExitCode == 128+int32(syscall.SIGKILL) && cgroupOOMKilled(r.cgroupOf(rec.ID, l))):
 			st.Reason = runtime.ReasonOOMKilled
 		case st.ExitCode == 0:
 			st.Reason = runtime.ReasonCompleted
