@@ -439,39 +439,53 @@ func patchType(contentType string) (types.PatchType, error) {
 	return "", unsupportedMediaType(contentType)
 }
 
-func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType) {
-	var opts metav1.PatchOptions
-	if err := s.decodeParams(r, &opts); err != nil {
-		s.writeError(w, r, err)
-		return
+// patchRequest is a decoded PATCH request: its options, field
+// validation mode, patch type and body, and the warnings field validation
+// gave (for every type but JSON patch and apply, which validates itself).
+type patchRequest struct {
+	opts       metav1.PatchOptions
+	validation string
+	pt         types.PatchType
+	body       []byte
+	warnings   []string
+}
+
+// readPatch decodes a PATCH request for kind k.
+func (s *Server) readPatch(r *http.Request, k *store.Kind) (*patchRequest, error) {
+	p := &patchRequest{}
+	if err := s.decodeParams(r, &p.opts); err != nil {
+		return nil, err
 	}
-	validation, err := fieldValidation(opts.FieldValidation)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	var err error
+	if p.validation, err = fieldValidation(p.opts.FieldValidation); err != nil {
+		return nil, err
 	}
-	pt, err := patchType(r.Header.Get("Content-Type"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	if p.pt, err = patchType(r.Header.Get("Content-Type")); err != nil {
+		return nil, err
 	}
-	body, err := readBody(r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	if p.body, err = readBody(r, s.cfg.MaxBodyBytes); err != nil {
+		return nil, err
 	}
-	if pt == types.ApplyYAMLPatchType {
-		s.handleApply(w, r, info, k, ns, m, body, opts, validation)
-		return
-	}
-	var warnings []string
-	if pt != types.JSONPatchType {
-		if warnings, err = validatePatchFields(k, body, validation); err != nil {
-			s.writeError(w, r, err)
-			return
+	if p.pt != types.JSONPatchType && p.pt != types.ApplyYAMLPatchType {
+		if p.warnings, err = validatePatchFields(k, p.body, p.validation); err != nil {
+			return nil, err
 		}
 	}
-	out, err := s.patchTracked(r, info, k, ns, pt, body, opts)
+	return p, nil
+}
+
+func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType) {
+	p, err := s.readPatch(r, k)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if p.pt == types.ApplyYAMLPatchType {
+		s.handleApply(w, r, info, k, ns, m, p.body, p.opts, p.validation)
+		return
+	}
+	warnings := p.warnings
+	out, err := s.patchTracked(r, info, k, ns, p.pt, p.body, p.opts)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -292,37 +292,16 @@ func (s *Server) updateHPAv1(w http.ResponseWriter, r *http.Request, info reques
 }
 
 func (s *Server) patchHPAv1(w http.ResponseWriter, r *http.Request, info requestInfo, k1 *store.Kind, ns string, m mediaType) {
-	var opts metav1.PatchOptions
-	if err := s.decodeParams(r, &opts); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	validation, err := fieldValidation(opts.FieldValidation)
+	p, err := s.readPatch(r, k1)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	pt, err := patchType(r.Header.Get("Content-Type"))
-	if err != nil {
-		s.writeError(w, r, err)
+	if p.pt == types.ApplyYAMLPatchType {
+		s.applyHPAv1(w, r, info, k1, ns, m, p.body, p.opts, p.validation)
 		return
 	}
-	body, err := readBody(r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if pt == types.ApplyYAMLPatchType {
-		s.applyHPAv1(w, r, info, k1, ns, m, body, opts, validation)
-		return
-	}
-	var warnings []string
-	if pt != types.JSONPatchType {
-		if warnings, err = validatePatchFields(k1, body, validation); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-	}
+	opts, pt, body, warnings := p.opts, p.pt, p.body, p.warnings
 	ctx := r.Context()
 	manager := managerName(r, opts.FieldManager)
 	final := patchHasPrecondition(body)
