@@ -655,7 +655,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
 		return err
 	}
 	if task, err := c.Task(ctx, nil); err == nil {
-		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if err := deleteTask(ctx, c, task, client.WithProcessKill); err != nil {
 			return fmt.Errorf("containerd: remove %s: %w", id, err)
 		}
 	}
@@ -795,4 +795,44 @@ func (r *Runtime) ListContainers(ctx context.Context, f runtime.ContainerFilter)
 	}
 	sortedContainers(out)
 	return out, nil
+}
+
+// deleteTask deletes a container's task and treats it as gone when it
+// already is. When a task's shim exits on its own (all of a shared PID
+// namespace's processes die with its init, for example), containerd can
+// answer the delete with "ttrpc: closed" while it cleans up after the dead
+// shim; the delete is retried until containerd reports the task gone.
+func deleteTask(ctx context.Context, c client.Container, task client.Task, opts ...client.ProcessDeleteOpts) error {
+	var err error
+	for attempt := range 10 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w (after %w)", err, ctx.Err())
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			}
+			// Reload: containerd may have removed the task meanwhile.
+			t, lerr := c.Task(ctx, nil)
+			if errdefs.IsNotFound(lerr) {
+				return nil
+			}
+			if lerr == nil {
+				task = t
+			}
+		}
+		_, err = task.Delete(ctx, opts...)
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+		if !shimGone(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// shimGone reports whether err says the task's shim connection is closed.
+func shimGone(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "ttrpc: closed") || strings.Contains(s, "transport is closing") || errdefs.IsUnavailable(err)
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/errdefs"
 
 	"github.com/tugboatdev/tugboat/runtime"
 )
@@ -101,7 +100,7 @@ func (r *Runtime) deleteDeadTask(ctx context.Context, id string) {
 	if _, err := c.SetLabels(ctx, map[string]string{labelExit: strconv.FormatUint(uint64(code), 10), labelFinished: st.ExitTime.UTC().Format(time.RFC3339Nano)}); err != nil {
 		return
 	}
-	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+	if err := deleteTask(ctx, c, task); err != nil {
 		r.logger.Warn("deleting a dead task", "container", id, "err", err)
 	}
 }
