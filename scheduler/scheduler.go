@@ -502,21 +502,32 @@ func inSet(m map[string]struct{}, k string) bool {
 }
 
 // selectHost returns the highest scored node, breaking ties uniformly at
-// random (reservoir sampling), as upstream.
+// random, as upstream. Upstream samples a reservoir (one random draw per
+// tie); counting the ties first and drawing once picks each of them with
+// the same probability for one draw per cycle.
 func (s *Scheduler) selectHost(nodes []*framework.NodeInfo, totals []int64) string {
-	best, seen := 0, 1
-	for i := 1; i < len(nodes); i++ {
+	top, ties := totals[0], 1
+	for _, t := range totals[1:] {
 		switch {
-		case totals[i] > totals[best]:
-			best, seen = i, 1
-		case totals[i] == totals[best]:
-			seen++
-			if s.rng.IntN(seen) == 0 {
-				best = i
-			}
+		case t > top:
+			top, ties = t, 1
+		case t == top:
+			ties++
 		}
 	}
-	return nodes[best].Name()
+	k := 0
+	if ties > 1 {
+		k = s.rng.IntN(ties)
+	}
+	for i, t := range totals {
+		if t == top {
+			if k == 0 {
+				return nodes[i].Name()
+			}
+			k--
+		}
+	}
+	return nodes[0].Name() // unreachable: top is one of totals
 }
 
 // rejection is a node a filter rejected.
@@ -558,8 +569,12 @@ func (s *Scheduler) findFeasible(ctx context.Context, fw *framework.Framework, s
 	}
 	rej := s.rejected[:0]
 	processed := 0
-	for i := 0; i < n && len(feasible) < want; i++ {
-		ni := nodes[(start+i)%n]
+	// Walk the rotation without a division per node: j wraps to 0 at n.
+	for j := start; processed < n && len(feasible) < want; j++ {
+		if j == n {
+			j = 0
+		}
+		ni := nodes[j]
 		processed++
 		st, plugin := fw.RunFilterWithNominatedPods(ctx, state, pi, ni)
 		if st.IsSuccess() {

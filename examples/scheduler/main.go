@@ -16,6 +16,16 @@
 // per second); -event-qps -1 writes one per pod, so every pod costs three
 // store writes (create, bind, event).
 //
+// It also prints the process CPU time per pod over the same phase (user
+// plus system, from getrusage: steadier than wall time on a shared
+// machine), and upstream's own figure: scheduler_perf's
+// SchedulingThroughput, the average of the pods bound per 1-second sample
+// while the measured pods are created and scheduled (upstream starts the
+// sampling before it creates the measured pods and creates them while the
+// scheduler runs, as here; it drops the first sample, which starts at an
+// arbitrary moment, and the partial last second). See
+// [upstreamThroughput].
+//
 // With -cpuprofile FILE it writes a CPU profile of the scheduling phase,
 // to read with `go tool pprof`.
 //
@@ -32,6 +42,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -123,6 +134,7 @@ func run(ctx context.Context, out io.Writer, numNodes, numPods, clients int, eve
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
+	cpu0 := cpuTime()
 	errc := make(chan error, clients)
 	for c := range clients {
 		go func() {
@@ -142,6 +154,7 @@ func run(ctx context.Context, out io.Writer, numNodes, numPods, clients int, eve
 
 	// 5. Wait until every pod is bound, recording each pod's latency.
 	latencies := make([]time.Duration, 0, numPods)
+	bound := make([]time.Time, 0, numPods)
 	seen := make(map[string]bool, numPods)
 	var last time.Time
 	for len(latencies) < numPods {
@@ -164,6 +177,7 @@ func run(ctx context.Context, out io.Writer, numNodes, numPods, clients int, eve
 				continue
 			}
 			last = time.Now()
+			bound = append(bound, last)
 			seen[pod.Name] = true
 			mu.Lock()
 			latencies = append(latencies, last.Sub(created[pod.Name]))
@@ -171,16 +185,78 @@ func run(ctx context.Context, out io.Writer, numNodes, numPods, clients int, eve
 		}
 	}
 	elapsed := last.Sub(start)
+	cpu := cpuTime() - cpu0
 	if profile != nil {
 		pprof.StopCPUProfile()
 	}
 	slices.Sort(latencies)
 	fmt.Fprintf(out, "scheduled %d pods on %d nodes in %v\n", numPods, numNodes, elapsed.Round(time.Millisecond))
 	fmt.Fprintf(out, "throughput: %.0f pods/s\n", float64(numPods)/elapsed.Seconds())
+	if avg, n := upstreamThroughput(start, bound, time.Second); n > 0 {
+		fmt.Fprintf(out, "upstream SchedulingThroughput: %.0f pods/s (average of %d one-second samples)\n", avg, n)
+	} else {
+		fmt.Fprintf(out, "upstream SchedulingThroughput: no full one-second sample (the run was too short)\n")
+	}
+	fmt.Fprintf(out, "cpu: %.0f µs/pod (%v of process CPU)\n", float64(cpu.Microseconds())/float64(numPods), cpu.Round(time.Millisecond))
 	fmt.Fprintf(out, "latency: p50 %v, p99 %v\n", percentile(latencies, 50), percentile(latencies, 99))
 	stats := sched.Stats()
 	fmt.Fprintf(out, "Scheduled events: %d written, %d dropped (rate limit %v/s)\n", stats.ScheduledEvents, stats.ScheduledEventsDropped, eventQPS)
 	return nil
+}
+
+// upstreamThroughput computes scheduler_perf's SchedulingThroughput
+// ("Average") from the times the measured pods were seen bound (sorted),
+// with sampling ticks every interval from start, as upstream's throughput
+// collector does: the first tick that sees a bound pod only sets the
+// baseline; every later tick that sees new bindings records their rate
+// (once per interval elapsed since the previous sample, so intervals with
+// none are not lost); the collector stops with the last binding, so the
+// partial last interval is not sampled. It returns the average rate and
+// the number of samples (0 when the run was too short for any).
+func upstreamThroughput(start time.Time, bound []time.Time, interval time.Duration) (avg float64, samples int) {
+	if len(bound) == 0 || interval <= 0 {
+		return 0, 0
+	}
+	end := bound[len(bound)-1]
+	var sum float64
+	count := func(t time.Time) int { // bindings seen by a tick at t
+		return sort.Search(len(bound), func(i int) bool { return bound[i].After(t) })
+	}
+	started := false
+	last, lastAt, skipped := 0, start, 0
+	for tick := start.Add(interval); !tick.After(end); tick = tick.Add(interval) {
+		n := count(tick)
+		if n == 0 {
+			continue
+		}
+		if !started {
+			started, last, lastAt = true, n, tick
+			continue
+		}
+		if n == last {
+			skipped++
+			continue
+		}
+		rate := float64(n-last) / tick.Sub(lastAt).Seconds()
+		for range skipped + 1 {
+			sum += rate
+			samples++
+		}
+		last, lastAt, skipped = n, tick, 0
+	}
+	if samples == 0 {
+		return 0, 0
+	}
+	return sum / float64(samples), samples
+}
+
+// cpuTime is the CPU time (user and system) the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // percentile returns the p-th percentile of sorted durations (nearest rank).

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"regexp"
 	"strconv"
 	"testing"
@@ -21,6 +22,8 @@ func TestRunPrintsThroughputAndLatency(t *testing.T) {
 		`(?m)^created 20 simulated nodes$`,
 		`(?m)^scheduled 200 pods on 20 nodes in \S+$`,
 		`(?m)^throughput: [0-9]+ pods/s$`,
+		`(?m)^upstream SchedulingThroughput: `,
+		`(?m)^cpu: [0-9]+ µs/pod \(\S+ of process CPU\)$`,
 		`(?m)^latency: p50 \S+, p99 \S+$`,
 		`(?m)^Scheduled events: [0-9]+ written, 0 dropped \(rate limit -1/s\)$`,
 	} {
@@ -83,5 +86,47 @@ func TestRunWritesProfile(t *testing.T) {
 	// A pprof profile is gzip-compressed protobuf.
 	if b := prof.Bytes(); len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Errorf("profile is not gzip data: %d bytes", len(b))
+	}
+}
+
+func TestUpstreamThroughput(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms ...int) []time.Time {
+		var out []time.Time
+		for _, m := range ms {
+			out = append(out, t0.Add(time.Duration(m)*time.Millisecond))
+		}
+		return out
+	}
+	// every returns n bindings evenly spread over (from, to] milliseconds.
+	every := func(from, to, n int) []time.Time {
+		var out []time.Time
+		for i := 1; i <= n; i++ {
+			out = append(out, t0.Add(time.Duration(from)*time.Millisecond+time.Duration(i*(to-from))*time.Millisecond/time.Duration(n)))
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		bound   []time.Time
+		avg     float64
+		samples int
+	}{
+		{"nothing bound", nil, 0, 0},
+		{"shorter than two ticks", at(100, 900, 1500), 0, 0},
+		// Ticks at 1s (baseline 1000 pods), 2s (+1000) and 3s (+1000);
+		// the last 500 pods after 3s fall in the unsampled tail.
+		{"steady", every(0, 3500, 3500), 1000, 2},
+		// No binding between 1s and 3s: the 3s tick records its rate
+		// twice (two intervals), as upstream does.
+		{"gap", append(at(500, 900), at(2500, 2600, 2700, 2800, 3100)...), 2, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			avg, n := upstreamThroughput(t0, tt.bound, time.Second)
+			if n != tt.samples || math.Abs(avg-tt.avg) > 1e-6 {
+				t.Errorf("upstreamThroughput = %v over %d samples, want %v over %d", avg, n, tt.avg, tt.samples)
+			}
+		})
 	}
 }

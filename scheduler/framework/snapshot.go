@@ -34,10 +34,15 @@ type Snapshot struct {
 	Generation int64
 
 	imageNodes map[string]int
-	anti       map[string]*TermDomains
-	memo       map[memoKey]*MatchCounts
-	freeSlots  []int
-	slots      int
+	// unschedulable and tainted count the nodes that are cordoned and
+	// those with a NoSchedule or NoExecute taint, so that plugins can
+	// skip their filters when no node could fail them.
+	unschedulable int
+	tainted       int
+	anti          map[string]*TermDomains
+	memo          map[memoKey]*MatchCounts
+	freeSlots     []int
+	slots         int
 
 	// NamespaceLabels returns the labels of a namespace; nil means no
 	// namespace has labels.
@@ -159,6 +164,26 @@ func (s *Snapshot) NumNodes() int { return len(s.list) }
 // that matter for scoring.
 func (s *Snapshot) HavePodsWithAffinity() []*NodeInfo { return s.affinity }
 
+// UnschedulableNodes returns how many nodes are cordoned
+// (spec.unschedulable).
+func (s *Snapshot) UnschedulableNodes() int { return s.unschedulable }
+
+// TaintedNodes returns how many nodes carry at least one NoSchedule or
+// NoExecute taint.
+func (s *Snapshot) TaintedNodes() int { return s.tainted }
+
+func hasHardTaint(taints []v1.Taint) bool {
+	for i := range taints {
+		if e := taints[i].Effect; e == v1.TaintEffectNoSchedule || e == v1.TaintEffectNoExecute {
+			return true
+		}
+	}
+	return false
+}
+
+// HasImages reports whether any node reports images.
+func (s *Snapshot) HasImages() bool { return len(s.imageNodes) > 0 }
+
 // ImageNodes returns how many nodes hold the (normalized) image.
 func (s *Snapshot) ImageNodes(image string) int { return s.imageNodes[image] }
 
@@ -251,6 +276,12 @@ func sortByName(l []*NodeInfo) {
 }
 
 func (s *Snapshot) aggregate(ni *NodeInfo, sign int32) {
+	if ni.Unschedulable {
+		s.unschedulable += int(sign)
+	}
+	if hasHardTaint(ni.Taints) {
+		s.tainted += int(sign)
+	}
 	for img := range ni.Images {
 		s.imageNodes[img] += int(sign)
 		if s.imageNodes[img] <= 0 {

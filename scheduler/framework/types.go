@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -232,8 +233,7 @@ func NewPodInfo(pod *v1.Pod) *PodInfo {
 // Update recomputes the facts for a new version of the pod.
 func (pi *PodInfo) Update(pod *v1.Pod) {
 	*pi = PodInfo{Pod: pod, Priority: corev1helpers.PodPriority(pod)}
-	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
-	pi.Requests = NewResource(reqs)
+	pi.Requests = podRequests(pod)
 	pi.Requests.AllowedPodNumber = 1
 	pi.NonZeroCPU, pi.NonZeroMem = nonZeroRequests(pod)
 	if a := pod.Spec.Affinity; a != nil {
@@ -275,6 +275,44 @@ func (pi *PodInfo) Update(pod *v1.Pod) {
 			}
 		}
 	}
+}
+
+// podRequests returns the pod's effective request. The common pod (app
+// containers requesting only cpu, memory and ephemeral-storage, no init
+// containers, no pod-level requests, no overhead) is summed directly,
+// without the resource lists resourcehelper.PodRequests allocates; every
+// other pod goes through resourcehelper, which implements the sidecar and
+// pod-level rules. Both give the same amounts: quantities are summed
+// before they are converted, as resourcehelper does.
+func podRequests(pod *v1.Pod) Resource {
+	if r, ok := simplePodRequests(pod); ok {
+		return r
+	}
+	return NewResource(resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}))
+}
+
+// simplePodRequests is podRequests' fast path; ok is false when the pod
+// needs the general rules.
+func simplePodRequests(pod *v1.Pod) (r Resource, ok bool) {
+	if len(pod.Spec.InitContainers) > 0 || pod.Spec.Overhead != nil || pod.Spec.Resources != nil {
+		return Resource{}, false
+	}
+	var cpu, mem, eph resource.Quantity
+	for i := range pod.Spec.Containers {
+		for name, q := range pod.Spec.Containers[i].Resources.Requests {
+			switch name {
+			case v1.ResourceCPU:
+				cpu.Add(q)
+			case v1.ResourceMemory:
+				mem.Add(q)
+			case v1.ResourceEphemeralStorage:
+				eph.Add(q)
+			default:
+				return Resource{}, false
+			}
+		}
+	}
+	return Resource{MilliCPU: cpu.MilliValue(), Memory: mem.Value(), EphemeralStorage: eph.Value()}, true
 }
 
 func newHostPort(p v1.ContainerPort) HostPort {
@@ -352,15 +390,25 @@ func nonZeroRequests(pod *v1.Pod) (cpu, mem int64) {
 // their summed requests and host ports. The snapshot hands NodeInfos to
 // plugins read-only.
 type NodeInfo struct {
-	node *v1.Node
-	name string
+	// The fields every Filter and Score reads for every pod come first, so
+	// that they share the first cache lines of the struct.
+
+	// Allocatable is the node's allocatable resources.
+	Allocatable Resource
+	// Requested is the sum of the pods' effective requests.
+	Requested Resource
+	// NonZeroRequested is the cpu/memory sum used for scoring.
+	NonZeroRequested Resource
+	// Pods are the pods on the node, including assumed ones.
+	Pods []*PodInfo
 	// Unschedulable, Taints and Labels copy the node's fields so hot
 	// filters read them without touching the node object.
 	Unschedulable bool
 	Taints        []v1.Taint
 	Labels        map[string]string
-	// Pods are the pods on the node, including assumed ones.
-	Pods []*PodInfo
+
+	node *v1.Node
+	name string
 	// PodsWithAffinity are the pods carrying affinity terms that matter for
 	// scoring other pods.
 	PodsWithAffinity []*PodInfo
@@ -368,12 +416,6 @@ type NodeInfo struct {
 	PodsWithRequiredAntiAffinity []*PodInfo
 	// UsedPorts are the host ports in use.
 	UsedPorts []HostPort
-	// Requested is the sum of the pods' effective requests.
-	Requested Resource
-	// NonZeroRequested is the cpu/memory sum used for scoring.
-	NonZeroRequested Resource
-	// Allocatable is the node's allocatable resources.
-	Allocatable Resource
 	// Images maps the node's image names to their sizes.
 	Images map[string]int64
 	// Index is the node's slot in its snapshot, stable while the node

@@ -33,16 +33,40 @@ var (
 
 // NodeUnschedulable rejects cordoned nodes (spec.unschedulable) unless the
 // pod tolerates the node.kubernetes.io/unschedulable:NoSchedule taint.
-type NodeUnschedulable struct{}
+type NodeUnschedulable struct{ h framework.Handle }
 
-func newNodeUnschedulable(context.Context, framework.Handle) (framework.Plugin, error) {
-	return NodeUnschedulable{}, nil
+func newNodeUnschedulable(_ context.Context, h framework.Handle) (framework.Plugin, error) {
+	return NodeUnschedulable{h: h}, nil
 }
 
 // Name implements framework.Plugin.
 func (NodeUnschedulable) Name() string { return NodeUnschedulableName }
 
 var unschedulableTaint = v1.Taint{Key: v1.TaintNodeUnschedulable, Effect: v1.TaintEffectNoSchedule}
+
+// PreFilter implements framework.PreFilterPlugin: the filter is skipped
+// when it could reject no node, because no node in the snapshot is
+// cordoned or the pod tolerates cordoned nodes.
+func (pl NodeUnschedulable) PreFilter(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
+	if snap := snapshotOf(pl.h); snap != nil && snap.NumNodes() > 0 && snap.UnschedulableNodes() == 0 {
+		return nil, statusSkip
+	}
+	if tolerates(pod.Pod.Spec.Tolerations, &unschedulableTaint) {
+		return nil, statusSkip
+	}
+	return nil, nil
+}
+
+// PreFilterExtensions implements framework.PreFilterPlugin.
+func (NodeUnschedulable) PreFilterExtensions() framework.PreFilterExtensions { return nil }
+
+// snapshotOf returns the handle's snapshot, nil without a handle.
+func snapshotOf(h framework.Handle) *framework.Snapshot {
+	if h == nil {
+		return nil
+	}
+	return h.Snapshot()
+}
 
 // Filter implements framework.FilterPlugin.
 func (NodeUnschedulable) Filter(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
@@ -143,14 +167,27 @@ func (NodePorts) EventsToRegister() []framework.ClusterEvent {
 // TaintToleration filters out nodes with NoSchedule/NoExecute taints the
 // pod does not tolerate and prefers nodes with fewer untolerated
 // PreferNoSchedule taints.
-type TaintToleration struct{}
+type TaintToleration struct{ h framework.Handle }
 
-func newTaintToleration(context.Context, framework.Handle) (framework.Plugin, error) {
-	return TaintToleration{}, nil
+func newTaintToleration(_ context.Context, h framework.Handle) (framework.Plugin, error) {
+	return TaintToleration{h: h}, nil
 }
 
 // Name implements framework.Plugin.
 func (TaintToleration) Name() string { return TaintTolerationName }
+
+// PreFilter implements framework.PreFilterPlugin: the filter is skipped
+// when no node in the snapshot has a NoSchedule or NoExecute taint, since
+// it could reject none.
+func (pl TaintToleration) PreFilter(_ context.Context, _ *framework.CycleState, _ *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
+	if snap := snapshotOf(pl.h); snap != nil && snap.NumNodes() > 0 && snap.TaintedNodes() == 0 {
+		return nil, statusSkip
+	}
+	return nil, nil
+}
+
+// PreFilterExtensions implements framework.PreFilterPlugin.
+func (TaintToleration) PreFilterExtensions() framework.PreFilterExtensions { return nil }
 
 // Filter implements framework.FilterPlugin.
 func (TaintToleration) Filter(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
@@ -414,12 +451,15 @@ func (s *imageState) Clone() framework.StateData { return s }
 func (p *ImageLocality) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo) *framework.Status {
 	snap := p.h.Snapshot()
 	total := snap.NumNodes()
+	if total == 0 || !snap.HasImages() {
+		return statusSkip // no node reports images: nothing to prefer
+	}
 	s := &imageState{}
 	add := func(cs []v1.Container) {
 		for i := range cs {
 			s.containers++
 			name := framework.NormalizeImageName(cs[i].Image)
-			if n := snap.ImageNodes(name); n > 0 && total > 0 {
+			if n := snap.ImageNodes(name); n > 0 {
 				s.images = append(s.images, name)
 				s.spread = append(s.spread, float64(n)/float64(total))
 			}

@@ -82,6 +82,10 @@ const fitKey framework.StateKey = "PreFilter" + NodeResourcesFitName
 
 // PreFilter implements framework.PreFilterPlugin.
 func (pl Fit) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
+	if len(pod.Requests.Scalar) == 0 {
+		state.Write(fitKey, &noScalars) // shared and immutable
+		return nil, nil
+	}
 	s := &fitState{statuses: statusTable}
 	var ignored map[v1.ResourceName]struct{}
 	if x, ok := pl.h.(ignoredResourcer); ok {
@@ -100,14 +104,22 @@ func (pl Fit) PreFilter(_ context.Context, state *framework.CycleState, pod *fra
 	return nil, nil
 }
 
-// statusTable is immutable after package initialisation.
-var statusTable = newFitStatuses()
+// statusTable and noScalars are immutable after package initialisation.
+var (
+	statusTable = newFitStatuses()
+	noScalars   = fitState{statuses: statusTable}
+)
 
 // PreFilterExtensions implements framework.PreFilterPlugin.
 func (Fit) PreFilterExtensions() framework.PreFilterExtensions { return nil }
 
 // Filter implements framework.FilterPlugin.
 func (Fit) Filter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
+	if len(pod.Requests.Scalar) == 0 {
+		// No extended resources: the state (which lists them) is not
+		// needed, so the filter looks nothing up per node.
+		return fitsRequest(&noScalars, pod, node)
+	}
 	s, _ := state.Read(fitKey).(*fitState)
 	if s == nil {
 		s = &fitState{statuses: statusTable}

@@ -158,6 +158,11 @@ func (pl *InterPodAffinity) PreFilter(_ context.Context, state *framework.CycleS
 		return nil, framework.NewStatus(framework.UnschedulableAndUnresolvable, "invalid affinity: "+pod.ParseError.Error())
 	}
 	snap := pl.h.Snapshot()
+	if len(pod.RequiredAffinityTerms) == 0 && len(pod.RequiredAntiAffinityTerms) == 0 && len(snap.AntiAffinityTerms()) == 0 {
+		// Nothing to check: neither the pod nor any existing pod has a
+		// required term.
+		return nil, statusSkip
+	}
 	s := &ipaFilterState{pod: pod, nsLabels: snap.NamespaceLabelsOf(pod.Pod.Namespace)}
 	for _, e := range snap.AntiAffinityTerms() {
 		if e.Term.Matches(pod.Pod, s.nsLabels) {

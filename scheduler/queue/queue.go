@@ -222,15 +222,22 @@ func (q *Queue) Delete(pod *v1.Pod) {
 func (q *Queue) Pop(ctx context.Context) (*QueuedPodInfo, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() {
-			q.mu.Lock()
-			q.cond.Broadcast()
-			q.mu.Unlock()
-		})
-		defer stop()
-	}
+	// The wake-up on ctx's end is registered only when Pop has to wait: a
+	// busy queue pops without touching ctx.
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
 	for q.active.Len() == 0 {
+		if stop == nil && ctx.Done() != nil {
+			stop = context.AfterFunc(ctx, func() {
+				q.mu.Lock()
+				q.cond.Broadcast()
+				q.mu.Unlock()
+			})
+		}
 		if q.closed {
 			return nil, context.Canceled
 		}

@@ -288,3 +288,42 @@ func TestInFlightEventsJudgedByHints(t *testing.T) {
 		})
 	}
 }
+
+// TestPopWaitsThenWakes checks the paths of Pop's lazily registered
+// context wake-up: a waiting Pop is woken by Add, a waiting Pop ends when
+// its context does, and a Pop that finds a pod returns it without waiting
+// even when its context has already ended.
+func TestPopWaitsThenWakes(t *testing.T) {
+	q := New(Config{})
+	defer q.Close()
+	got := make(chan string, 1)
+	go func() {
+		p, err := q.Pop(context.Background())
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- p.Pod.Name
+	}()
+	q.Add(testPod("late", 0))
+	if diff := cmp.Diff("late", <-got); diff != "" {
+		t.Errorf("woken Pop (-want +got):\n%s", diff)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := q.Pop(ctx); errc <- err }()
+	cancel()
+	if err := <-errc; err == nil {
+		t.Error("Pop on an empty queue returned no error after its context ended")
+	}
+
+	q.Add(testPod("ready", 0))
+	p, err := q.Pop(ctx) // ended context, but a pod is there
+	if err != nil {
+		t.Fatalf("Pop with a pod ready: %v", err)
+	}
+	if diff := cmp.Diff("ready", p.Pod.Name); diff != "" {
+		t.Errorf("Pop with a pod ready (-want +got):\n%s", diff)
+	}
+}
