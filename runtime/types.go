@@ -302,6 +302,15 @@ type ContainerStats struct {
 	// reports and evicts on).
 	MemoryUsageBytes      uint64
 	MemoryWorkingSetBytes uint64
+	// WritableLayerBytes and WritableLayerInodes are what the container's
+	// writable layer (its root filesystem's upper layer, the containerd
+	// active snapshot) uses on the image filesystem, as the CRI's
+	// ContainerStats.WritableLayer; 0 when the runtime cannot tell.
+	WritableLayerBytes  uint64
+	WritableLayerInodes uint64
+	// Processes is the number of processes (tasks, threads included) in
+	// the container's cgroup (pids.current); 0 when unknown.
+	Processes uint64
 }
 
 // TerminalSize is a terminal's size in characters.

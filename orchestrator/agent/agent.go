@@ -108,7 +108,9 @@ type Config struct {
 	// imagefs.available; empty means the image filesystem is RootDir's.
 	ImageFSDir string
 	// PodStats measures pods for eviction under disk and PID pressure;
-	// nil means sizing each pod's emptyDir volumes and logs under RootDir.
+	// nil means sizing each pod's emptyDir volumes and logs under RootDir
+	// and asking the runtime (ContainerStats) for its running containers'
+	// writable layers and process counts.
 	PodStats StatsSource
 	// TokenRequester issues the service account tokens of projected
 	// serviceAccountToken volume sources; nil means such sources are not

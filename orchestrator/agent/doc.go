@@ -37,9 +37,13 @@
 // imagefs.available, pid.available; [ParseThreshold]), refuses new pods a
 // pressured node cannot take, evicts one pod per interval under pressure
 // (memory: lowest QoS first; disk: pods over their ephemeral-storage
-// request first, then by priority and usage; PIDs: by priority), collects
-// usage metrics
-// ([MetricsProvider]) and serves logs, exec, attach and port-forward: as Go
+// request first, then by priority, then by their usage of the filesystem
+// under pressure: containers' writable layers as the runtime measures
+// them, logs and emptyDir volumes, split between nodefs and a dedicated
+// imagefs as the kubelet does; PIDs: by priority, then by process count
+// from the runtime; see [PodStats]), collects usage metrics (CPU, memory,
+// writable layer and process count per container; [MetricsProvider]) and
+// serves logs, exec, attach and port-forward: as Go
 // calls ([PodStreamer]) and over HTTP with kubectl's protocols
 // ([Agent.ServePod]; [Nodes] routes requests to the agent of a pod's node),
 // for the API server to proxy. [Nodes] also serves metrics.k8s.io/v1beta1

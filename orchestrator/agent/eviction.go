@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/store"
 )
 
@@ -151,12 +152,41 @@ func (a *Agent) pressureOf(m Measurements) pressure {
 
 // PodStats is the usage of one pod that eviction ranks pods by.
 type PodStats struct {
-	// EphemeralStorageBytes is the pod's use of the node's filesystem: its
-	// emptyDir volumes on disk and its container logs (and the containers'
-	// writable layers where the source can measure them).
+	// EphemeralStorageBytes is the pod's use of the node's filesystems:
+	// its containers' writable layers, its emptyDir volumes on disk and its
+	// container logs. A StatsSource may set only this total; when it also
+	// sets the parts below, eviction ranks by the parts that live on the
+	// filesystem under pressure, as the kubelet does.
 	EphemeralStorageBytes int64
+	// WritableLayerBytes is what the pod's running containers' writable
+	// layers use (on the image filesystem).
+	WritableLayerBytes int64
+	// LogsBytes is what the pod's container logs use (on the node
+	// filesystem).
+	LogsBytes int64
+	// LocalVolumesBytes is what the pod's emptyDir volumes on disk (not
+	// tmpfs) use (on the node filesystem).
+	LocalVolumesBytes int64
 	// Processes counts the pod's processes (threads); 0 when unknown.
 	Processes int64
+}
+
+// diskUsage is the usage eviction ranks by for a disk signal, as the
+// kubelet's rankDiskPressureFunc: with a dedicated image filesystem,
+// nodefs counts logs and local volumes and imagefs the writable layers;
+// on a single filesystem both count all three.
+func (s PodStats) diskUsage(signal string, dedicatedImageFS bool) int64 {
+	if s.WritableLayerBytes == 0 && s.LogsBytes == 0 && s.LocalVolumesBytes == 0 {
+		return s.EphemeralStorageBytes
+	}
+	switch {
+	case !dedicatedImageFS:
+		return s.WritableLayerBytes + s.LogsBytes + s.LocalVolumesBytes
+	case signal == SignalImageFSAvailable:
+		return s.WritableLayerBytes
+	default:
+		return s.LogsBytes + s.LocalVolumesBytes
+	}
 }
 
 // StatsSource reports pods' usage for eviction under disk and PID
@@ -167,22 +197,47 @@ type StatsSource interface {
 }
 
 // dirStats is the default StatsSource: it measures the pod's directory
-// under RootDir (emptyDir volumes on disk, not tmpfs, and logs). The
-// runtime interface reports neither writable layer sizes nor process
-// counts, so those are not included.
+// under RootDir (emptyDir volumes on disk, not tmpfs, and logs) and asks
+// the runtime for its running containers' writable layers and process
+// counts.
 type dirStats struct{ a *Agent }
 
-func (d dirStats) PodStats(_ context.Context, pod *corev1.Pod) (PodStats, error) {
+func (d dirStats) PodStats(ctx context.Context, pod *corev1.Pod) (PodStats, error) {
 	dir := d.a.podDir(pod.UID)
-	var total int64
-	for _, sub := range []string{filepath.Join("volumes", "empty-dir"), "logs"} {
-		n, err := diskUsage(filepath.Join(dir, sub))
-		if err != nil {
-			return PodStats{}, err
-		}
-		total += n
+	var out PodStats
+	var err error
+	if out.LocalVolumesBytes, err = diskUsage(filepath.Join(dir, "volumes", "empty-dir")); err != nil {
+		return PodStats{}, err
 	}
-	return PodStats{EphemeralStorageBytes: total}, nil
+	if out.LogsBytes, err = diskUsage(filepath.Join(dir, "logs")); err != nil {
+		return PodStats{}, err
+	}
+	ctrs, err := d.a.rt.ListContainers(ctx, runtime.ContainerFilter{State: runtime.ContainerRunning,
+		Labels: map[string]string{LabelPodUID: string(pod.UID)}})
+	if err != nil {
+		return PodStats{}, fmt.Errorf("agent: containers of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	for _, c := range ctrs {
+		cs, err := d.a.rt.ContainerStats(ctx, c.ID)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		out.WritableLayerBytes += int64(cs.WritableLayerBytes)
+		out.Processes += int64(cs.Processes)
+	}
+	out.EphemeralStorageBytes = out.WritableLayerBytes + out.LogsBytes + out.LocalVolumesBytes
+	return out, nil
+}
+
+// dedicatedImageFS reports whether ImageFSDir is on another filesystem
+// than RootDir.
+func (a *Agent) dedicatedImageFS() bool {
+	if a.cfg.ImageFSDir == "" {
+		return false
+	}
+	img, err1 := os.Stat(a.cfg.ImageFSDir)
+	root, err2 := os.Stat(a.cfg.RootDir)
+	return err1 == nil && err2 == nil && statDev(img) != statDev(root)
 }
 
 // diskUsage sums the space the regular files under dir take on dir's
@@ -222,14 +277,17 @@ func diskUsage(dir string) (int64, error) {
 
 // evictForDisk evicts one pod under disk pressure, ranked as upstream:
 // pods using more ephemeral storage than they request first, then lower
-// priority, then the largest usage.
+// priority, then the largest usage of the filesystem under pressure
+// (writable layers, logs and emptyDir volumes: see PodStats.diskUsage).
 func (a *Agent) evictForDisk(ctx context.Context, signal string) {
+	dedicated := a.dedicatedImageFS()
 	a.evictRanked(ctx, "ephemeral-storage", func(p *corev1.Pod, s PodStats) (bool, int64) {
 		var req int64
 		for _, c := range p.Spec.Containers {
 			req += c.Resources.Requests.StorageEphemeral().Value()
 		}
-		return s.EphemeralStorageBytes > req, s.EphemeralStorageBytes
+		used := s.diskUsage(signal, dedicated)
+		return used > req, used
 	}, signal)
 }
 

@@ -22,6 +22,12 @@ type ContainerUsage struct {
 	// MemoryWorkingSetBytes is the memory the container uses, without
 	// inactive file pages (what `kubectl top` shows).
 	MemoryWorkingSetBytes uint64
+	// WritableLayerBytes is what the container's writable layer uses on
+	// the image filesystem, and Processes its process count (both 0 when
+	// the runtime cannot tell), as the kubelet's summary API reports
+	// rootfs.usedBytes and the pod's process count.
+	WritableLayerBytes uint64
+	Processes          uint64
 }
 
 // PodUsage is the resource usage of one pod's running containers.
@@ -195,7 +201,8 @@ func (a *Agent) podUsage(ctx context.Context, w *podWorker) (*PodUsage, error) {
 		if u.Window == 0 || window < u.Window {
 			u.Window = window
 		}
-		u.Containers = append(u.Containers, ContainerUsage{Name: name, CPUNanoCores: rate, MemoryWorkingSetBytes: s.MemoryWorkingSetBytes})
+		u.Containers = append(u.Containers, ContainerUsage{Name: name, CPUNanoCores: rate, MemoryWorkingSetBytes: s.MemoryWorkingSetBytes,
+			WritableLayerBytes: s.WritableLayerBytes, Processes: s.Processes})
 	}
 	sortUsage(u.Containers)
 	return u, nil

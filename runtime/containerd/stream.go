@@ -12,10 +12,8 @@ import (
 	"sync"
 	"time"
 
-	cgroupsv1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/typeurl/v2"
 
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/runtime/cni"
@@ -274,45 +272,4 @@ func (r *Runtime) ContainerLogs(ctx context.Context, id string, opts runtime.Log
 		return nil // never started: nothing logged yet
 	}
 	return err
-}
-
-// ContainerStats implements runtime.Runtime from the container's cgroup
-// (v1) metrics.
-func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.ContainerStats, error) {
-	ctx = r.nsctx(ctx)
-	_, task, err := r.runningTask(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	m, err := task.Metrics(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("containerd: stats of %s: %w", id, err)
-	}
-	v, err := typeurl.UnmarshalAny(m.Data)
-	if err != nil {
-		return nil, fmt.Errorf("containerd: stats of %s: %w", id, err)
-	}
-	out := &runtime.ContainerStats{ContainerID: id, Timestamp: time.Now()}
-	if m.Timestamp != nil {
-		out.Timestamp = m.Timestamp.AsTime()
-	}
-	switch s := v.(type) {
-	case *cgroupsv1.Metrics:
-		if s.CPU != nil && s.CPU.Usage != nil {
-			out.CPUUsageNanoSeconds = s.CPU.Usage.Total
-		}
-		if s.Memory != nil && s.Memory.Usage != nil {
-			out.MemoryUsageBytes = s.Memory.Usage.Usage
-			ws := s.Memory.Usage.Usage
-			if inactive := s.Memory.TotalInactiveFile; inactive < ws {
-				ws -= inactive
-			} else {
-				ws = 0
-			}
-			out.MemoryWorkingSetBytes = ws
-		}
-	default:
-		return nil, fmt.Errorf("containerd: stats of %s: unsupported metrics type %T", id, v)
-	}
-	return out, nil
 }

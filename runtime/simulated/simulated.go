@@ -35,6 +35,11 @@ type Behavior struct {
 	// CPUMilli and MemoryBytes are reported by ContainerStats.
 	CPUMilli    int64
 	MemoryBytes uint64
+	// WritableLayerBytes is the container's writable layer usage and
+	// Processes its process count, as ContainerStats reports them (a
+	// running container counts at least 1 process).
+	WritableLayerBytes uint64
+	Processes          uint64
 }
 
 // Options configure a simulated runtime; zero values are usable.
@@ -446,8 +451,13 @@ func (r *Runtime) ContainerStats(_ context.Context, id string) (*runtime.Contain
 		return nil, fmt.Errorf("simulated: container %q is %s: %w", id, c.status.State, runtime.ErrInvalid)
 	}
 	used := now.Sub(c.status.StartedAt).Nanoseconds() * c.behavior.CPUMilli / 1000
+	procs := c.behavior.Processes
+	if procs == 0 {
+		procs = 1
+	}
 	return &runtime.ContainerStats{ContainerID: id, Timestamp: now, CPUUsageNanoSeconds: uint64(used),
-		MemoryUsageBytes: c.behavior.MemoryBytes, MemoryWorkingSetBytes: c.behavior.MemoryBytes}, nil
+		MemoryUsageBytes: c.behavior.MemoryBytes, MemoryWorkingSetBytes: c.behavior.MemoryBytes,
+		WritableLayerBytes: c.behavior.WritableLayerBytes, Processes: procs}, nil
 }
 
 // Exec implements runtime.Runtime: see Options.Exec.
