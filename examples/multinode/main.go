@@ -24,13 +24,15 @@
 //
 //	sudo go run ./examples/multinode
 //
-// kubectl logs and exec are not available here: they reach the node
-// agents in-process in examples/cluster, and the node processes here
-// serve no kubelet API yet.
+// kubectl logs, exec, attach and port-forward work for the pods of every
+// node: each node process serves a streaming endpoint on its address,
+// port 10250, and the API server proxies to it (orchestrator/cluster's
+// NodeStreamHandler and NodeProxy, with mutual TLS; see streams.go).
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,7 +59,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/tugboatdev/tugboat/netproxy/dns"
 	"github.com/tugboatdev/tugboat/orchestrator/apiserver"
@@ -78,7 +85,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "multinode:", err)
 		os.Exit(1)
 	}
@@ -91,11 +98,17 @@ type options struct {
 	dataDir     string
 	exit        bool
 	verbose     bool
+	// check, when set, runs after the walk-through while the cluster
+	// still runs (tests drive kubectl from it).
+	check func(ctx context.Context, kubeconfig string) error
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+// run parses args, builds the layout, runs the cluster and the
+// walk-through, and removes everything. check, when not nil, runs after
+// the walk-through.
+func run(ctx context.Context, args []string, out io.Writer, check func(ctx context.Context, kubeconfig string) error) error {
 	fs := flag.NewFlagSet("multinode", flag.ContinueOnError)
-	o := options{layout: Layout{HostNet: netip.MustParsePrefix("10.251.0.0/24"), PodNet: netip.MustParsePrefix("10.245.0.0/16")}}
+	o := options{layout: Layout{HostNet: netip.MustParsePrefix("10.251.0.0/24"), PodNet: netip.MustParsePrefix("10.245.0.0/16")}, check: check}
 	fs.IntVar(&o.layout.Nodes, "nodes", 3, "number of nodes")
 	fs.StringVar(&o.layout.Prefix, "prefix", "tbmn", "prefix of the bridge, namespaces and veths (at most 8 characters)")
 	hostNet := fs.String("host-net", "10.251.0.0/24", "subnet of the host bridge")
@@ -182,16 +195,35 @@ func runCluster(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 
-	// API server on the host bridge address.
+	// API server on the host bridge address. Pod logs, exec, attach and
+	// port-forward go through a NodeProxy to the streaming endpoint of
+	// the pod's node (see streams.go).
+	streamers := cluster.NewNodeStreamers()
 	api, err := apiserver.New(apiserver.Config{
-		Store:   st,
-		DataDir: o.dataDir,
-		Hosts:   []string{hostIP.String()},
-		Logger:  log.With("component", "apiserver"),
+		Store:    st,
+		DataDir:  o.dataDir,
+		Hosts:    []string{hostIP.String()},
+		Streamer: streamers,
+		Logger:   log.With("component", "apiserver"),
 	})
 	if err != nil {
 		return err
 	}
+	ca, err := newNodeCA()
+	if err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := api.PKI().IssueClientCert(streamClientUser, nil)
+	if err != nil {
+		return err
+	}
+	clientCert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	nodeProxy := cluster.NewNodeProxy(st, &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}, log.With("component", "node-proxy"))
+	defer nodeProxy.Close()
+	streamers.SetFallback(nodeProxy)
 	apiLn, err := net.Listen("tcp", netip.AddrPortFrom(hostIP, 0).String())
 	if err != nil {
 		return err
@@ -259,10 +291,19 @@ func runCluster(ctx context.Context, o options, out io.Writer) error {
 			defer f.Close()
 			logFile = f
 		}
+		nodeDir := filepath.Join(o.dataDir, l.NodeName(i))
+		streamCert, streamKey, err := ca.issue(nodeDir, l.NodeName(i), l.NodeIP(i).AsSlice())
+		if err != nil {
+			cancel()
+			_ = g.Wait()
+			return err
+		}
 		cmd, err := startNode(l.Netns(i), nodeConfig{
 			Name:        l.NodeName(i),
 			Kubeconfig:  kubeconfig,
-			DataDir:     filepath.Join(o.dataDir, l.NodeName(i)),
+			DataDir:     nodeDir,
+			StreamCert:  streamCert,
+			StreamKey:   streamKey,
 			NodeIP:      l.NodeIP(i).String(),
 			PodCIDR:     l.PodCIDR(i).String(),
 			ServiceCIDR: o.serviceCIDR.String(),
@@ -282,8 +323,13 @@ func runCluster(ctx context.Context, o options, out io.Writer) error {
 
 	g.Go(func() error {
 		defer cancel()
-		if err := walkThrough(gctx, st, o, regHost, step); err != nil {
+		if err := walkThrough(gctx, st, o, regHost, kubeconfig, step); err != nil {
 			return err
+		}
+		if o.check != nil {
+			if err := o.check(gctx, kubeconfig); err != nil {
+				return err
+			}
 		}
 		step("kubectl --kubeconfig %s get pods -o wide", kubeconfig)
 		if !o.exit {
@@ -357,7 +403,7 @@ func pushImages(ctx context.Context, host string) error {
 func stdlog(w io.Writer) *log.Logger { return log.New(w, "", 0) }
 
 // walkThrough spreads a Deployment over the nodes and checks traffic.
-func walkThrough(ctx context.Context, st store.Interface, o options, reg string, step func(string, ...any)) error {
+func walkThrough(ctx context.Context, st store.Interface, o options, reg, kubeconfig string, step func(string, ...any)) error {
 	l := o.layout
 	if err := waitFor(ctx, 3*time.Minute, func() (bool, error) {
 		ns, _, err := store.ListOf[*corev1.Node](ctx, st, "", metav1.ListOptions{})
@@ -422,6 +468,23 @@ func walkThrough(ctx context.Context, st store.Interface, o options, reg string,
 	}
 	step("deployment web: %d pods Running, spread over %d nodes", len(pods), len(byNode))
 
+	// kubectl logs and exec, as kubectl does them, for a pod on every
+	// node: the API server reaches each node's streaming endpoint.
+	for i := range l.Nodes {
+		p := byNode[l.NodeName(i)][0]
+		logs, out, err := logsAndExec(ctx, kubeconfig, p.Name, "cat", "/www/version")
+		if err != nil {
+			return fmt.Errorf("logs and exec on %s (node %s): %w", p.Name, p.Spec.NodeName, err)
+		}
+		if want := "serving http on :80 as " + p.Name; !strings.Contains(logs, want) {
+			return fmt.Errorf("logs of %s: %q, want %q", p.Name, logs, want)
+		}
+		if want := "version=1.0 hostname=" + p.Name; strings.TrimSpace(out) != want {
+			return fmt.Errorf("exec cat /www/version in %s: %q, want %q", p.Name, out, want)
+		}
+		step("logs and exec on %s (node %s): %q, %q", p.Name, p.Spec.NodeName, strings.TrimSpace(lastLine(logs)), strings.TrimSpace(out))
+	}
+
 	// The host reaches every pod through its node.
 	for _, p := range pods {
 		body, err := hostGet(ctx, "http://"+p.Status.PodIP+"/version")
@@ -431,24 +494,34 @@ func walkThrough(ctx context.Context, st store.Interface, o options, reg string,
 	}
 	step("host reaches all %d pods by pod IP through the node routes", len(pods))
 
-	// From a client pod on every node: the pods on the other nodes by pod
-	// IP, and the Service by DNS name.
+	// From a client pod on every node (all at once): the pods on the
+	// other nodes by pod IP, and the Service by DNS name.
+	wants := make([][]string, l.Nodes)
+	msgs := make([]string, l.Nodes)
+	var clients errgroup.Group
 	for i := range l.Nodes {
 		node := l.NodeName(i)
-		var urls, want []string
+		var urls []string
 		for other, ps := range byNode {
 			if other != node {
 				urls = append(urls, "http://"+ps[0].Status.PodIP+"/version")
-				want = append(want, "hostname="+ps[0].Name)
+				wants[i] = append(wants[i], "hostname="+ps[0].Name)
 			}
 		}
 		for range 2 * l.Nodes {
 			urls = append(urls, "http://web.default.svc.cluster.local/version")
 		}
-		msg, err := runClient(ctx, st, fmt.Sprintf("client-%d", i), node, reg, urls)
-		if err != nil {
+		clients.Go(func() error {
+			var err error
+			msgs[i], err = runClient(ctx, st, fmt.Sprintf("client-%d", i), node, reg, urls)
 			return err
-		}
+		})
+	}
+	if err := clients.Wait(); err != nil {
+		return err
+	}
+	for i := range l.Nodes {
+		node, msg, want := l.NodeName(i), msgs[i], wants[i]
 		for _, w := range want {
 			if !strings.Contains(msg, w) {
 				return fmt.Errorf("client on %s: no answer from %s across nodes:\n%s", node, w, msg)
@@ -641,4 +714,51 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, erro
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// logsAndExec reads the log of pod's container and runs cmd in it
+// through the API server, as kubectl logs and kubectl exec do (exec over
+// a websocket with the v5.channel.k8s.io protocol, falling back to SPDY).
+func logsAndExec(ctx context.Context, kubeconfig, pod string, cmd ...string) (logs, out string, err error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return "", "", err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	b, err := cs.CoreV1().Pods("default").GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("logs: %w", err)
+	}
+	req := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(rc, "GET", req.URL().String())
+	if err != nil {
+		return "", "", err
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(rc, "POST", req.URL())
+	if err != nil {
+		return "", "", err
+	}
+	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	if err != nil {
+		return "", "", err
+	}
+	var stdout, stderr strings.Builder
+	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr}); err != nil {
+		return "", "", fmt.Errorf("exec: %w (stderr %q)", err, stderr.String())
+	}
+	return string(b), stdout.String(), nil
+}
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 
 	"github.com/tugboatdev/tugboat/netproxy"
 	"github.com/tugboatdev/tugboat/orchestrator/agent"
+	"github.com/tugboatdev/tugboat/orchestrator/cluster"
 	"github.com/tugboatdev/tugboat/orchestrator/remote"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
@@ -40,7 +45,11 @@ type nodeConfig struct {
 	Registry string
 	// Namespace is the containerd namespace and the pods' cgroup name.
 	Namespace string
-	Verbose   bool
+	// StreamCert and StreamKey are the serving certificate of the node's
+	// streaming endpoint (logs, exec, attach, port-forward) on
+	// NodeIP:10250.
+	StreamCert, StreamKey string
+	Verbose               bool
 }
 
 // cgroup is the pods' parent cgroup (v2 path), which the node's eBPF
@@ -164,6 +173,25 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 	if err != nil {
 		return err
 	}
+	// The streaming endpoint the API server proxies kubectl logs, exec,
+	// attach and port-forward to (the kubelet's port).
+	tlsCfg, err := streamServerTLS(cfg.StreamCert, cfg.StreamKey, rc.TLSClientConfig.CAData)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.NodeIP, strconv.Itoa(nodeStreamPort)))
+	if err != nil {
+		return fmt.Errorf("stream endpoint: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           cluster.NodeStreamHandler(st, cfg.Name, a),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only
+	}
+	go func() { _ = srv.Serve(tls.NewListener(ln, tlsCfg)) }()
+	defer srv.Close()
+
 	px, err := netproxy.New(ctx, netproxy.Config{
 		Mode:               netproxy.ModeEBPF,
 		Cgroup:             cfg.cgroup(),
@@ -182,7 +210,7 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 	errc := make(chan error, 2)
 	go func() { errc <- px.Run(ctx, st) }()
 	go func() { errc <- a.Run(ctx) }()
-	log.Info("node running", "ip", cfg.NodeIP, "podCIDR", cfg.PodCIDR, "proxyCgroup", cfg.cgroup())
+	log.Info("node running", "ip", cfg.NodeIP, "podCIDR", cfg.PodCIDR, "proxyCgroup", cfg.cgroup(), "streams", ln.Addr())
 	var first error
 	for range 2 {
 		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && first == nil {

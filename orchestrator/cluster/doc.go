@@ -20,7 +20,10 @@
 // The API server's pods/log, exec, attach and portforward subresources are
 // served by [NodeStreamers], which adapts the node agent to the kubelet's
 // streaming protocols, and metrics.k8s.io (kubectl top) by [NodeMetrics]
-// from the agents' usage figures.
+// from the agents' usage figures. Node agents in other processes serve
+// their pods' streams with [NodeStreamHandler] (the kubelet's port 10250),
+// and the API server reaches them through a [NodeProxy], as
+// examples/multinode does.
 //
 // [Cluster.Run] runs everything until its context ends; a later Run over
 // the same DataDir brings back every object and re-adopts the running

@@ -2,11 +2,15 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,12 +19,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/cri-streaming/pkg/streaming/portforward"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/tugboatdev/tugboat/orchestrator/agent"
+	"github.com/tugboatdev/tugboat/orchestrator/apiserver"
 	"github.com/tugboatdev/tugboat/runtime"
+	"github.com/tugboatdev/tugboat/store"
 )
 
 // Stream timeouts of exec, attach and port-forward sessions, as the
@@ -32,15 +39,27 @@ const (
 
 // NodeStreamers adapts the node agents' Go-level [agent.PodStreamer] to the
 // API server's HTTP-level apiserver.PodStreamer: it picks the agent of the
-// pod's node and speaks the kubelet's streaming protocols (plain HTTP for
-// logs, SPDY for exec, attach and port-forward) with
-// k8s.io/cri-streaming.
+// pod's node and speaks the kubelet's streaming protocols with
+// k8s.io/cri-streaming: plain HTTP for logs; SPDY (v1 to v4) and
+// websocket (the channel.k8s.io protocols up to v4.channel.k8s.io, binary
+// and base64) for exec and attach; SPDY and websocket (v4.channel.k8s.io,
+// the ports named by the "ports" or "port" query parameter) for
+// port-forward.
 //
-// Websocket upgrades are refused with 400 Bad Request, which makes kubectl
-// fall back to SPDY.
+// What kubectl sends reaches it as SPDY: kubectl ≥ 1.31 opens exec and
+// attach as websocket v5 and port-forward as SPDY tunnelled in a
+// websocket, and the API server translates both to SPDY before calling
+// ServePod, as kube-apiserver does in front of the kubelet. Older
+// websocket clients (v4.channel.k8s.io and before) are passed through
+// untranslated and served here.
+//
+// Pods of nodes without an agent in this process go to the fallback set
+// with [NodeStreamers.SetFallback] (for example a [NodeProxy] that
+// reaches node agents in other processes), or get 503 Service Unavailable.
 type NodeStreamers struct {
-	mu    sync.RWMutex
-	nodes map[string]agent.PodStreamer
+	mu       sync.RWMutex
+	nodes    map[string]agent.PodStreamer
+	fallback apiserver.PodStreamer
 }
 
 // NewNodeStreamers returns an empty set; add agents with Add.
@@ -55,10 +74,18 @@ func (n *NodeStreamers) Add(node string, s agent.PodStreamer) {
 	n.nodes[node] = s
 }
 
-func (n *NodeStreamers) get(node string) agent.PodStreamer {
+// SetFallback serves the pods of nodes that have no agent added with Add
+// through s (typically a [NodeProxy]); nil removes it.
+func (n *NodeStreamers) SetFallback(s apiserver.PodStreamer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fallback = s
+}
+
+func (n *NodeStreamers) get(node string) (agent.PodStreamer, apiserver.PodStreamer) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	return n.nodes[node]
+	return n.nodes[node], n.fallback
 }
 
 // ServePod implements apiserver.PodStreamer.
@@ -67,11 +94,20 @@ func (n *NodeStreamers) ServePod(w http.ResponseWriter, r *http.Request, pod *co
 		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("pod %s is not scheduled to a node yet", pod.Name)))
 		return
 	}
-	s := n.get(pod.Spec.NodeName)
+	s, fallback := n.get(pod.Spec.NodeName)
+	if s == nil && fallback != nil {
+		fallback.ServePod(w, r, pod, subresource)
+		return
+	}
 	if s == nil {
 		writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s of pod %s has no agent in this process", pod.Spec.NodeName, pod.Name)))
 		return
 	}
+	servePod(w, r, s, pod, subresource)
+}
+
+// servePod serves one streaming subresource of pod with the agent s.
+func servePod(w http.ResponseWriter, r *http.Request, s agent.PodStreamer, pod *corev1.Pod, subresource string) {
 	q := r.URL.Query()
 	switch subresource {
 	case "log":
@@ -80,10 +116,6 @@ func (n *NodeStreamers) ServePod(w http.ResponseWriter, r *http.Request, pod *co
 	case "exec", "attach", "portforward":
 	default:
 		writeStatus(w, apierrors.NewNotFound(corev1.Resource("pods/"+subresource), pod.Name))
-		return
-	}
-	if isWebSocket(r) {
-		writeStatus(w, apierrors.NewBadRequest("websocket streaming is not supported by this node; use SPDY"))
 		return
 	}
 	w = unwrap(w)
@@ -117,9 +149,35 @@ func (n *NodeStreamers) ServePod(w http.ResponseWriter, r *http.Request, pod *co
 		remotecommand.ServeAttach(w, r, ad, pod.Name, string(pod.UID), container, opts,
 			streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 	case "portforward":
+		// A websocket port-forward names its ports in the query; SPDY
+		// names them per stream.
+		r = portQuery(r)
+		opts, err := portforward.NewV4Options(r)
+		if err != nil {
+			writeStatus(w, apierrors.NewBadRequest(err.Error()))
+			return
+		}
 		portforward.ServePortForward(w, r, &streamAdapter{s: s, ns: pod.Namespace}, pod.Name, string(pod.UID),
-			&portforward.V4Options{}, streamIdleTimeout, streamCreationTimeout, portforward.SupportedProtocols)
+			opts, streamIdleTimeout, streamCreationTimeout, portforward.SupportedProtocols)
 	}
+}
+
+// portQuery renames the API's PodPortForwardOptions query parameter
+// "ports" to the kubelet's "port", as kube-apiserver does when it proxies
+// to the kubelet.
+func portQuery(r *http.Request) *http.Request {
+	q := r.URL.Query()
+	if !q.Has("ports") || q.Has(portforward.PortHeader) {
+		return r
+	}
+	for _, p := range q["ports"] {
+		q.Add(portforward.PortHeader, p)
+	}
+	q.Del("ports")
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = q.Encode()
+	r2.Form = nil
+	return r2
 }
 
 // streamAdapter turns cri-streaming's callbacks into agent calls for the
@@ -282,15 +340,6 @@ func boolParam(v string) bool {
 	return b || v == "1"
 }
 
-func isWebSocket(r *http.Request) bool {
-	for _, v := range r.Header.Values("Upgrade") {
-		if strings.EqualFold(strings.TrimSpace(v), "websocket") {
-			return true
-		}
-	}
-	return false
-}
-
 // unwrap returns the innermost ResponseWriter, which can hijack the
 // connection for SPDY.
 func unwrap(w http.ResponseWriter) http.ResponseWriter {
@@ -305,4 +354,155 @@ func unwrap(w http.ResponseWriter) http.ResponseWriter {
 		}
 		w = inner
 	}
+}
+
+// NodeStreamPathPrefix starts the paths a node's streaming endpoint
+// serves: NodeStreamPathPrefix + "<namespace>/<pod>/<subresource>", with
+// the query of the API request (pods/log, exec, attach, portforward).
+const NodeStreamPathPrefix = "/pods/"
+
+// DefaultNodeStreamPort is the port of a node's streaming endpoint, the
+// kubelet's: the node agent publishes it in its Node's
+// status.daemonEndpoints.kubeletEndpoint.
+const DefaultNodeStreamPort = 10250
+
+// NodeStreamHandler is a node's streaming endpoint, for node agents that
+// run in another process than the API server (in Kubernetes, the
+// kubelet's server on port 10250). It serves
+// NodeStreamPathPrefix<namespace>/<pod>/<subresource> for the pods that
+// st says are bound to node, through the agent s, with the protocols of
+// [NodeStreamers]; other pods get 404. The API server reaches it through a
+// [NodeProxy].
+//
+// The handler does not authenticate: serve it over TLS that requires a
+// client certificate only the API server holds (tls.RequireAndVerifyClientCert),
+// as the kubelet does.
+func NodeStreamHandler(st store.Interface, node string, s agent.PodStreamer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.Path, NodeStreamPathPrefix)
+		parts := strings.Split(rest, "/")
+		if !ok || len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			writeStatus(w, apierrors.NewNotFound(corev1.Resource("pods"), r.URL.Path))
+			return
+		}
+		pod, err := store.Get[*corev1.Pod](r.Context(), st, parts[0], parts[1])
+		if err != nil {
+			writeStatus(w, statusFor(err))
+			return
+		}
+		if pod.Spec.NodeName != node {
+			writeStatus(w, apierrors.NewNotFound(corev1.Resource("pods"), fmt.Sprintf("%s (bound to node %q, this is %q)", pod.Name, pod.Spec.NodeName, node)))
+			return
+		}
+		servePod(w, r, s, pod, parts[2])
+	})
+}
+
+// NodeProxy is an apiserver.PodStreamer for pods whose node agent runs in
+// another process, usually on another machine: like kube-apiserver in
+// front of the kubelet, it proxies the request (plain HTTP for logs, the
+// SPDY or websocket upgrade for exec, attach and port-forward) to the
+// streaming endpoint of the pod's node ([NodeStreamHandler]) at the
+// node's InternalIP and status.daemonEndpoints.kubeletEndpoint port, over
+// HTTPS. The client's credentials (Authorization and impersonation
+// headers) are not passed on; the proxy authenticates to the node with
+// the client certificate of its TLS configuration.
+type NodeProxy struct {
+	st        store.Interface
+	transport *http.Transport
+	log       *slog.Logger
+}
+
+// NewNodeProxy returns a proxy that reads Nodes from st and dials them
+// with tlsConfig (the CA of the nodes' serving certificates in RootCAs,
+// the API server's client certificate in Certificates). log may be nil.
+func NewNodeProxy(st store.Interface, tlsConfig *tls.Config, log *slog.Logger) *NodeProxy {
+	if log == nil {
+		log = slog.Default()
+	}
+	tc := tlsConfig.Clone()
+	tc.NextProtos = []string{"http/1.1"} // upgrades need HTTP/1.1
+	return &NodeProxy{
+		st:  st,
+		log: log,
+		transport: &http.Transport{
+			TLSClientConfig:     tc,
+			TLSHandshakeTimeout: 10 * time.Second,
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
+}
+
+// Close drops the proxy's idle connections to the nodes.
+func (p *NodeProxy) Close() { p.transport.CloseIdleConnections() }
+
+// NodeStreamURL returns the location of a pod subresource on the
+// streaming endpoint of node: https://<InternalIP>:<kubelet port>/pods/...
+func NodeStreamURL(node *corev1.Node, pod *corev1.Pod, subresource string, query url.Values) (*url.URL, error) {
+	var ip string
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			ip = a.Address
+			break
+		}
+	}
+	if ip == "" {
+		return nil, fmt.Errorf("node %s has no InternalIP address", node.Name)
+	}
+	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	if port == 0 {
+		port = DefaultNodeStreamPort
+	}
+	return &url.URL{
+		Scheme:   "https",
+		Host:     net.JoinHostPort(ip, strconv.Itoa(port)),
+		Path:     NodeStreamPathPrefix + pod.Namespace + "/" + pod.Name + "/" + subresource,
+		RawQuery: query.Encode(),
+	}, nil
+}
+
+// ServePod implements apiserver.PodStreamer.
+func (p *NodeProxy) ServePod(w http.ResponseWriter, r *http.Request, pod *corev1.Pod, subresource string) {
+	if pod.Spec.NodeName == "" {
+		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("pod %s is not scheduled to a node yet", pod.Name)))
+		return
+	}
+	switch subresource {
+	case "log", "exec", "attach", "portforward":
+	default:
+		writeStatus(w, apierrors.NewNotFound(corev1.Resource("pods/"+subresource), pod.Name))
+		return
+	}
+	node, err := store.Get[*corev1.Node](r.Context(), p.st, "", pod.Spec.NodeName)
+	if err != nil {
+		writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s of pod %s: %v", pod.Spec.NodeName, pod.Name, err)))
+		return
+	}
+	loc, err := NodeStreamURL(node, pod, subresource, r.URL.Query())
+	if err != nil {
+		writeStatus(w, apierrors.NewServiceUnavailable(err.Error()))
+		return
+	}
+	r = r.Clone(r.Context())
+	for k := range r.Header {
+		if k == "Authorization" || strings.HasPrefix(k, "Impersonate-") {
+			r.Header.Del(k)
+		}
+	}
+	h := utilproxy.NewUpgradeAwareHandler(loc, p.transport, false, false, proxyResponder{log: p.log, node: node.Name})
+	h.FlushInterval = -1 // logs -f: pass every write on at once
+	h.ServeHTTP(unwrap(w), r)
+}
+
+// proxyResponder answers errors of the node proxy as API Status errors.
+type proxyResponder struct {
+	log  *slog.Logger
+	node string
+}
+
+// Error implements utilproxy.ErrorResponder.
+func (p proxyResponder) Error(w http.ResponseWriter, _ *http.Request, err error) {
+	p.log.Warn("cluster: node stream proxy", "node", p.node, "err", err)
+	writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("error reaching node %s: %v", p.node, err)))
 }
