@@ -21,8 +21,12 @@ func (r PortRange) String() string {
 	return strconv.Itoa(int(r.Min)) + "-" + strconv.Itoa(int(r.Max))
 }
 
-// DefaultNodePortRange is upstream's default --service-node-port-range.
+// defaultNodePortRange is upstream's default --service-node-port-range.
 var defaultNodePortRange = PortRange{Min: 30000, Max: 32767}
+
+// DefaultNodePortRange returns upstream's default --service-node-port-range,
+// 30000-32767, which a [Config] without NodePortRange uses.
+func DefaultNodePortRange() PortRange { return defaultNodePortRange }
 
 // serviceAlloc hands out Service clusterIPs and NodePorts when a Service is
 // written, as the API server's Service storage does: a requested address or

@@ -26,7 +26,10 @@ type Binder interface {
 	Bind(ctx context.Context, binding *corev1.Binding, opts metav1.CreateOptions) error
 }
 
-var _ Binder = (*Store)(nil)
+var (
+	_ Binder       = (*Store)(nil)
+	_ OwnedCreator = (*Store)(nil)
+)
 
 var podsResource = schema.GroupResource{Resource: "pods"}
 

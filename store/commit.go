@@ -42,7 +42,7 @@ type view struct {
 
 func (v *view) get(k *Kind, key string) runtime.Object {
 	v.s.ovMu.Lock()
-	e, ok := v.s.overlay[k.table()+"\x00"+key]
+	e, ok := v.s.overlay[overlayKey{k, key}]
 	v.s.ovMu.Unlock()
 	if ok {
 		return e.obj
@@ -114,20 +114,21 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 		}
 	}
 	if s.wal != nil {
-		p.data, err = encodeOps(ops)
+		p.data, err = appendOps(s.encodeBuf(), ops)
 		if err != nil {
 			s.seqMu.Unlock()
 			return nil, ctxErr(err)
 		}
 	}
 	s.nextRev = rev
+	s.sequenced(ops)
 	s.ovMu.Lock()
 	for _, o := range ops {
 		var obj runtime.Object
 		if !o.del {
 			obj = o.obj
 		}
-		s.overlay[o.kind.table()+"\x00"+o.key] = overlayEntry{rev: rev, obj: obj}
+		s.overlay[overlayKey{o.kind, o.key}] = overlayEntry{rev: rev, obj: obj}
 	}
 	s.ovMu.Unlock()
 	s.qMu.Lock()
@@ -144,6 +145,27 @@ func (s *Store) commit(ctx context.Context, dryRun bool, build func(v *view, rev
 		return nil, ctxErr(err)
 	}
 	return ops, nil
+}
+
+// maxPooledEncodeBuf bounds the encode buffers kept for reuse: a rare
+// large object (a 1 MiB ConfigMap) does not pin its buffer.
+const maxPooledEncodeBuf = 64 << 10
+
+// encodeBuf returns an empty buffer for a transaction's log entry.
+func (s *Store) encodeBuf() []byte {
+	if b, ok := s.encBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+// releaseEncodeBuf returns a log entry's buffer once the log no longer
+// needs it.
+func (s *Store) releaseEncodeBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledEncodeBuf {
+		return
+	}
+	s.encBufs.Put(&b)
 }
 
 // allocate gives the Services a transaction writes their clusterIPs and
@@ -180,6 +202,12 @@ func (s *Store) allocate(ops []op, dryRun bool) error {
 // (resource.Quantity's canonical string) by encoding obj once, before the
 // object is shared with readers: later encodings and copies only read it.
 func warm(obj runtime.Object) {
+	// The generated Size methods compute every quantity's canonical
+	// string (and cache it) without building the encoding.
+	if sm, ok := obj.(sizedMarshaler); ok {
+		_ = sm.Size()
+		return
+	}
 	if m, ok := obj.(marshaler); ok {
 		_, _ = m.Marshal()
 	}
@@ -222,6 +250,11 @@ func (s *Store) flushLoop(ctx context.Context) {
 			start := time.Now()
 			if s.wal != nil {
 				err = s.wal.append(batch)
+				// The log copied the entries: their buffers are free.
+				for _, p := range batch {
+					s.releaseEncodeBuf(p.data)
+					p.data = nil
+				}
 			}
 			if err != nil {
 				s.fail(err, batch)
@@ -305,7 +338,7 @@ func (s *Store) fail(err error, batch []*proposal) {
 
 // apply writes a batch of durable transactions into memdb and the event log.
 func (s *Store) apply(batch []*proposal) {
-	txn := s.db.Txn(true)
+	txn := s.beginApply()
 	evs := make([]event, 0, len(batch))
 	for _, p := range batch {
 		for _, o := range p.ops {
@@ -321,16 +354,18 @@ func (s *Store) apply(batch []*proposal) {
 		}
 	}
 	last := batch[len(batch)-1].rev
-	if err := txn.Insert(metaTable, &revRow{ID: "rev", Rev: last}); err != nil {
-		panic(fmt.Sprintf("store: memdb insert revision: %v", err))
-	}
 	txn.Commit()
+	// Readers see revision last before its events enter the window, so
+	// that a client that got an event can list at its revision; a watch
+	// started at a revision skips the events up to it that arrive after
+	// it started.
+	s.publish(last)
 	s.applied.Store(last)
 	s.evs.append(evs, last)
 	s.ovMu.Lock()
 	for _, p := range batch {
 		for _, o := range p.ops {
-			k := o.kind.table() + "\x00" + o.key
+			k := overlayKey{o.kind, o.key}
 			if e, ok := s.overlay[k]; ok && e.rev == p.rev {
 				delete(s.overlay, k)
 			}
@@ -339,31 +374,82 @@ func (s *Store) apply(batch []*proposal) {
 	s.ovMu.Unlock()
 }
 
-// applyOp changes one row (and the UID map); memdb errors here mean a
-// broken schema, which is a programming error.
-func (s *Store) applyOp(txn interface {
-	Insert(string, interface{}) error
-	Delete(string, interface{}) error
-	First(string, string, ...interface{}) (interface{}, error)
-}, o op) {
+// applyTxn is a memdb write transaction of the apply loop or of
+// recovery. It finds the object an op replaces in what the transaction
+// wrote itself or else in base, a read transaction of the state it
+// started from: a lookup in the write transaction itself would make memdb
+// clone its radix transactions and forget which nodes it has already
+// copied, so every later write in the batch would copy its whole path
+// again.
+type applyTxn struct {
+	*memdb.Txn
+	base    *memdb.Txn
+	written map[overlayKey]*record // nil: deleted in this transaction
+}
+
+// beginApply starts an apply transaction; the apply loop (or recovery,
+// before it runs) is the only writer.
+func (s *Store) beginApply() *applyTxn {
+	w := s.db.Txn(true)
+	return &applyTxn{Txn: w, base: s.db.Txn(false), written: map[overlayKey]*record{}}
+}
+
+// current returns the record the transaction holds for key, or nil.
+func (t *applyTxn) current(k *Kind, key string, id []byte) *record {
+	if r, ok := t.written[overlayKey{k, key}]; ok {
+		return r
+	}
+	var lookup any = key
+	if id != nil {
+		lookup = id
+	}
+	raw, err := t.base.First(k.table(), "id", lookup)
+	if err != nil {
+		panic(fmt.Sprintf("store: memdb lookup %s %s: %v", k.table(), key, err))
+	}
+	r, _ := raw.(*record)
+	return r
+}
+
+// applyOp changes one object's row, its index rows and the UID map;
+// memdb errors here mean a broken schema, which is a programming error.
+func (s *Store) applyOp(txn *applyTxn, o op) {
+	table := o.kind.table()
+	var r *record
+	var id []byte
+	if !o.del {
+		r = newRecord(o.obj)
+		id = r.id
+	}
+	old := txn.current(o.kind, o.key, id)
+	txn.written[overlayKey{o.kind, o.key}] = r
 	if o.del {
-		raw, err := txn.First(o.kind.table(), "id", o.key)
-		if err == nil && raw != nil {
-			err = txn.Delete(o.kind.table(), raw)
-			s.uidMu.Lock()
-			delete(s.uids, types.UID(raw.(*record).UID))
-			s.uidMu.Unlock()
+		if old == nil {
+			return
 		}
-		if err != nil {
-			panic(fmt.Sprintf("store: memdb delete %s %s: %v", o.kind.table(), o.key, err))
+		if err := txn.Delete(table, old); err != nil {
+			panic(fmt.Sprintf("store: memdb delete %s %s: %v", table, o.key, err))
 		}
+		if err := updateIndexRows(txn, o.kind, old, nil); err != nil {
+			panic(fmt.Sprintf("store: memdb delete index rows %s %s: %v", table, o.key, err))
+		}
+		s.uidMu.Lock()
+		delete(s.uids, types.UID(old.UID))
+		s.uidMu.Unlock()
 		return
 	}
-	r := newRecord(o.obj)
-	if err := txn.Insert(o.kind.table(), r); err != nil {
-		panic(fmt.Sprintf("store: memdb insert %s %s: %v", o.kind.table(), o.key, err))
+	if err := txn.Insert(table, r); err != nil {
+		panic(fmt.Sprintf("store: memdb insert %s %s: %v", table, o.key, err))
 	}
-	s.uidMu.Lock()
-	s.uids[types.UID(r.UID)] = uidRef{kind: o.kind, key: o.key}
-	s.uidMu.Unlock()
+	if err := updateIndexRows(txn, o.kind, old, r); err != nil {
+		panic(fmt.Sprintf("store: memdb index rows %s %s: %v", table, o.key, err))
+	}
+	if old == nil || old.UID != r.UID {
+		s.uidMu.Lock()
+		if old != nil {
+			delete(s.uids, types.UID(old.UID))
+		}
+		s.uids[types.UID(r.UID)] = uidRef{kind: o.kind, key: o.key}
+		s.uidMu.Unlock()
+	}
 }

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	bolt "go.etcd.io/bbolt"
@@ -64,7 +64,7 @@ func openDurableLog(dir string, s *Store) (*durableLog, uint64, error) {
 	for _, k := range s.reg.Kinds() {
 		tables[k.table()] = k
 	}
-	txn := s.db.Txn(true)
+	txn := s.beginApply()
 	rev, err := loadSnapshot(filepath.Join(dir, snapshotFile), tables, txn, s)
 	if err != nil {
 		txn.Abort()
@@ -93,12 +93,8 @@ func openDurableLog(dir string, s *Store) (*durableLog, uint64, error) {
 		w.Close()
 		return nil, 0, fmt.Errorf("store: recover log: %w", err)
 	}
-	if err := txn.Insert(metaTable, &revRow{ID: "rev", Rev: rev}); err != nil {
-		txn.Abort()
-		w.Close()
-		return nil, 0, fmt.Errorf("store: recover: %w", err)
-	}
 	txn.Commit()
+	s.publish(rev)
 	l := &durableLog{dir: dir, wal: w}
 	if migrate {
 		// The old log is folded into a snapshot; only then is it removed.
@@ -116,7 +112,7 @@ func openDurableLog(dir string, s *Store) (*durableLog, uint64, error) {
 }
 
 // replayWAL applies the log entries after the snapshot's revision.
-func replayWAL(w *wal.WAL, rev uint64, tables map[string]*Kind, txn *memdb.Txn, s *Store) (uint64, error) {
+func replayWAL(w *wal.WAL, rev uint64, tables map[string]*Kind, txn *applyTxn, s *Store) (uint64, error) {
 	first, err := w.FirstIndex()
 	if err != nil {
 		return 0, err
@@ -144,7 +140,7 @@ func replayWAL(w *wal.WAL, rev uint64, tables map[string]*Kind, txn *memdb.Txn, 
 }
 
 // replayLegacy applies an earlier version's bbolt log after rev.
-func replayLegacy(path string, rev uint64, tables map[string]*Kind, txn *memdb.Txn, s *Store) (uint64, error) {
+func replayLegacy(path string, rev uint64, tables map[string]*Kind, txn *applyTxn, s *Store) (uint64, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		return 0, fmt.Errorf("store: open legacy log: %w", err)
@@ -171,7 +167,7 @@ func replayLegacy(path string, rev uint64, tables map[string]*Kind, txn *memdb.T
 	return rev, nil
 }
 
-func loadSnapshot(path string, tables map[string]*Kind, txn *memdb.Txn, s *Store) (uint64, error) {
+func loadSnapshot(path string, tables map[string]*Kind, txn *applyTxn, s *Store) (uint64, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
@@ -208,7 +204,7 @@ func loadSnapshot(path string, tables map[string]*Kind, txn *memdb.Txn, s *Store
 	return rev, nil
 }
 
-func replay(data []byte, tables map[string]*Kind, txn *memdb.Txn, s *Store) error {
+func replay(data []byte, tables map[string]*Kind, txn *applyTxn, s *Store) error {
 	n, data, err := readUvarint(data)
 	if err != nil {
 		return err
@@ -265,7 +261,11 @@ func readBytes(b []byte) ([]byte, []byte, error) {
 
 // encodeOps encodes a transaction: a count, then per change a tag (1 put,
 // 2 delete), the table, the key and, for a put, the object.
-func encodeOps(ops []op) ([]byte, error) {
+func encodeOps(ops []op) ([]byte, error) { return appendOps(nil, ops) }
+
+// appendOps appends the encoding of ops (see encodeOps) to buf, reusing
+// its capacity when it is large enough.
+func appendOps(buf []byte, ops []op) ([]byte, error) {
 	// Size the buffer first: one allocation of the right size per record.
 	var sizes [8]int
 	objSize := sizes[:0]
@@ -278,7 +278,7 @@ func encodeOps(ops []op) ([]byte, error) {
 		objSize = append(objSize, sz)
 		n += 1 + 2*binary.MaxVarintLen64 + len(o.kind.table()) + len(o.key) + binary.MaxVarintLen64 + 1 + sz
 	}
-	buf := binary.AppendUvarint(make([]byte, 0, n), uint64(len(ops)))
+	buf = binary.AppendUvarint(slices.Grow(buf, n), uint64(len(ops)))
 	for i, o := range ops {
 		tag := byte(1)
 		if o.del {
@@ -390,8 +390,7 @@ func (l *durableLog) close() error { return l.wal.Close() }
 // snapshot writes the state at the latest applied revision to a new
 // snapshot file, swaps it in atomically and then deletes the log up to it.
 func (l *durableLog) snapshot(s *Store) error {
-	txn := s.db.Txn(false)
-	rev := revOf(txn)
+	txn, rev := s.reader()
 	tmp := filepath.Join(l.dir, snapshotFile+".tmp")
 	_ = os.Remove(tmp)
 	sdb, err := bolt.Open(tmp, 0o600, &bolt.Options{NoSync: true})

@@ -198,7 +198,7 @@ func (c *collector) dependents(uid types.UID) []dependent {
 	txn := c.s.db.Txn(false)
 	var out []dependent
 	for _, k := range c.s.reg.Kinds() {
-		it, err := txn.Get(k.table(), "owner", string(uid))
+		it, err := indexed(txn, k, idxOwner, string(uid))
 		if err != nil {
 			continue
 		}

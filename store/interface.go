@@ -56,6 +56,24 @@ type Interface interface {
 	DeleteCollection(ctx context.Context, res schema.GroupResource, namespace string, opts metav1.DeleteOptions, listOpts metav1.ListOptions) error
 }
 
+// OwnedCreator is implemented by stores that can store the object a
+// create is given instead of a copy of it, as the embedded [Store] does.
+// [Interface.Create] copies twice: the caller's object (which it must not
+// change) into the object it stores, and the stored object (which is
+// shared with lists and watchers) into the one it returns. A caller that
+// builds a fresh object for each create and needs no private result, such
+// as a controller creating pods from a template, saves both copies with
+// [CreateOwned].
+type OwnedCreator interface {
+	// CreateOwned is Create with obj handed over to the store: obj must
+	// belong to the caller alone (no part of it shared with other objects,
+	// such as an informer's), the store fills in and keeps it, and after
+	// the call the caller must not change it. On success the returned
+	// object is the stored one: shared and read-only, like an object in a
+	// watch event (DeepCopy it before changing it).
+	CreateOwned(ctx context.Context, obj runtime.Object, opts metav1.CreateOptions) (runtime.Object, error)
+}
+
 // List is the result of [Interface.List].
 type List struct {
 	// Items are the matching objects, ordered by namespace then name.

@@ -174,12 +174,24 @@ func (f *filter) event(e event) (watch.Event, bool) {
 	return watch.Event{}, false
 }
 
-func revOf(txn *memdb.Txn) uint64 {
-	raw, err := txn.First(metaTable, "id", "rev")
-	if err != nil || raw == nil {
-		return 0
-	}
-	return raw.(*revRow).Rev
+// readView is a consistent read of the state: a memdb snapshot and the
+// revision of the last transaction it holds.
+type readView struct {
+	db  *memdb.MemDB
+	rev uint64
+}
+
+// publish makes the current memdb state, which holds every transaction
+// up to rev, what readers that need its revision see. Only the apply loop
+// (and recovery, before it starts) calls it.
+func (s *Store) publish(rev uint64) {
+	s.current.Store(&readView{db: s.db.Snapshot(), rev: rev})
+}
+
+// reader returns a read transaction and the revision it was taken at.
+func (s *Store) reader() (*memdb.Txn, uint64) {
+	v := s.current.Load()
+	return v.db.Txn(false), v.rev
 }
 
 // scan calls fn for the records of k in namespace that may match f, in
@@ -207,7 +219,9 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 	var it memdb.ResultIterator
 	var err error
 	byName := f.name != "" && (namespace != "" || !k.Namespaced)
-	byNode := f.node != nil && k.table() == "pods"
+	// Unbound pods (spec.nodeName=) have no node index entry: they are
+	// found by the other indexes or a scan.
+	byNode := f.node != nil && *f.node != "" && k.table() == "pods"
 	var lr labelReq
 	if !byName && !byNode && len(f.labelReqs) > 0 {
 		lr = narrowest(txn, k, f.labelReqs)
@@ -223,14 +237,14 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 		}
 		return nil
 	case byNode:
-		it, err = txn.Get(k.table(), "node", *f.node)
+		it, err = indexed(txn, k, idxNode, *f.node)
 	case len(lr.vals) == 1:
-		it, err = txn.Get(k.table(), "label", lr.key, lr.vals[0])
+		it, err = indexed(txn, k, idxLabel, lr.key, lr.vals[0])
 	case len(lr.vals) > 1:
 		// key in (a,b,...): the union of the index entries, in key order.
 		var recs []*record
 		for _, v := range lr.vals {
-			it, err := txn.Get(k.table(), "label", lr.key, v)
+			it, err := indexed(txn, k, idxLabel, lr.key, v)
 			if err != nil {
 				return err
 			}
@@ -276,7 +290,7 @@ func narrowest(txn *memdb.Txn, k *Kind, reqs []labelReq) labelReq {
 		n := 0
 	count:
 		for _, v := range r.vals {
-			it, err := txn.Get(k.table(), "label", r.key, v)
+			it, err := txn.Get(k.indexTable(), "id_prefix", rowPrefix(idxLabel, r.key, v))
 			if err != nil {
 				return reqs[0]
 			}
@@ -336,8 +350,7 @@ func (s *Store) List(ctx context.Context, res schema.GroupResource, namespace st
 		}
 		rev, after = tok.Rev, tok.After
 	} else {
-		txn = s.db.Txn(false)
-		rev = revOf(txn)
+		txn, rev = s.reader()
 		if opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
 			want, err := strconv.ParseUint(opts.ResourceVersion, 10, 64)
 			if err != nil {
@@ -442,7 +455,7 @@ func (s *Store) Owned(ctx context.Context, res schema.GroupResource, namespace s
 	if err != nil {
 		return nil, err
 	}
-	it, err := s.db.Txn(false).Get(k.table(), "owner", string(ownerUID))
+	it, err := indexed(s.db.Txn(false), k, idxOwner, string(ownerUID))
 	if err != nil {
 		return nil, fmt.Errorf("store: owned %s: %w", res, err)
 	}

@@ -57,6 +57,8 @@ type Kind struct {
 
 	hasSpec, hasStatus bool
 	goType             reflect.Type
+	tableName          string // the memdb table, computed once by Register
+	idxTableName       string // its index rows' table
 }
 
 // GroupResource returns the kind's group and resource name.
@@ -75,8 +77,23 @@ func (k *Kind) HasStatus() bool { return k.hasStatus }
 // HasSpec reports whether the kind has a spec whose changes bump generation.
 func (k *Kind) HasSpec() bool { return k.hasSpec }
 
-// key returns the memdb table name of the kind.
+// table returns the memdb table name of the kind.
 func (k *Kind) table() string {
+	if k.tableName != "" {
+		return k.tableName
+	}
+	return k.tableNameOf()
+}
+
+// indexTable returns the memdb table of the kind's index rows.
+func (k *Kind) indexTable() string {
+	if k.idxTableName != "" {
+		return k.idxTableName
+	}
+	return k.table() + "#idx"
+}
+
+func (k *Kind) tableNameOf() string {
 	if k.GVK.Group == "" {
 		return k.Resource
 	}
@@ -117,6 +134,8 @@ func (r *Registry) Register(k Kind) error {
 		return fmt.Errorf("store: kind %v: New must return a pointer to a struct", k.GVK)
 	}
 	k.goType = t
+	k.tableName = k.tableNameOf()
+	k.idxTableName = k.tableName + "#idx"
 	_, k.hasSpec = t.Elem().FieldByName("Spec")
 	_, k.hasStatus = t.Elem().FieldByName("Status")
 	r.mu.Lock()

@@ -41,9 +41,21 @@ type Store struct {
 	// is the Service kind (nil if the registry has none).
 	svcAlloc *serviceAlloc
 	svcKind  *Kind
-	pag      *pageSnapshots
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
+
+	// pcKind is the PriorityClass kind (nil if the registry has none);
+	// pcDefaults counts the sequenced PriorityClasses marked
+	// globalDefault, so that a pod create scans the classes only when
+	// one exists. Guarded by seqMu.
+	pcKind     *Kind
+	pcDefaults int
+	// nsKind is the Namespace kind; nsTerminating holds every sequenced
+	// namespace, true while it is being deleted, so that a create checks
+	// its namespace without a memdb lookup. Guarded by seqMu.
+	nsKind        *Kind
+	nsTerminating map[string]bool
+	pag           *pageSnapshots
+	stop          context.CancelFunc
+	wg            sync.WaitGroup
 
 	// seqMu orders transactions: it is held while one is prepared and
 	// given its revision.
@@ -54,18 +66,24 @@ type Store struct {
 	// overlay holds objects of transactions that are sequenced but not
 	// yet applied to memdb, so the next transaction sees them.
 	ovMu    sync.Mutex
-	overlay map[string]overlayEntry
+	overlay map[overlayKey]overlayEntry
 
 	qMu    sync.Mutex
 	queue  []*proposal
 	qReady chan struct{}
 
 	applied  atomic.Uint64
+	current  atomic.Pointer[readView]
 	sinceSnp atomic.Int64
 	snapping atomic.Bool
 
 	gc      *collector
 	metrics *metrics
+
+	// encBufs holds reusable buffers for encoding log entries.
+	encBufs sync.Pool
+	// gcTune is what Config.GCPercent and MemoryLimit changed.
+	gcTune *gcTuning
 
 	// uids maps the UID of every stored object to its table and key (the
 	// garbage collector's owner lookups); kept by the apply loop.
@@ -93,6 +111,12 @@ func (s *Store) byUID(uid types.UID) (*Kind, runtime.Object) {
 	return ref.kind, raw.(*record).Obj
 }
 
+// overlayKey names one object in the overlay.
+type overlayKey struct {
+	kind *Kind
+	key  string
+}
+
 type overlayEntry struct {
 	rev uint64
 	obj runtime.Object // nil: deleted
@@ -107,14 +131,9 @@ type record struct {
 	Owners    []string
 	Node      string
 	Obj       runtime.Object
-}
 
-type revRow struct {
-	ID  string
-	Rev uint64
+	id []byte // Key as the id index stores it
 }
-
-const metaTable = "_meta"
 
 // defaultServiceCIDR is the Service clusterIP range used when none is configured.
 var defaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/12")
@@ -154,20 +173,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: memdb schema: %w", err)
 	}
+	// The store works on a snapshot of the new database: memdb tracks
+	// mutations (for its WatchSet channels, which the store does not use:
+	// watchers read the event log) only on the primary database, and that
+	// tracking costs a map insert per radix node written and a channel close
+	// per node at commit. A snapshot is an independent, writable MemDB.
+	db = db.Snapshot()
 	s := &Store{
 		cfg:     cfg,
 		reg:     cfg.Registry,
 		log:     cfg.Logger.With("component", "store"),
 		now:     cfg.Now,
 		db:      db,
-		overlay: map[string]overlayEntry{},
+		overlay: map[overlayKey]overlayEntry{},
 		uids:    map[types.UID]uidRef{},
 		qReady:  make(chan struct{}, 1),
 		pag:     newPageSnapshots(),
 	}
+	s.gcTune = tuneGC(&s.cfg)
+	s.publish(0)
 	if cfg.Dir != "" {
 		wal, rev, err := openDurableLog(cfg.Dir, s)
 		if err != nil {
+			s.gcTune.restore()
 			return nil, err
 		}
 		s.wal = wal
@@ -177,6 +205,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.svcKind = s.reg.ForResource(schema.GroupResource{Resource: "services"})
 	s.svcAlloc = newServiceAlloc(&s.cfg)
 	s.loadAllocations()
+	s.pcKind = s.reg.ForResource(schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"})
+	s.nsKind = s.reg.ForResource(schema.GroupResource{Resource: "namespaces"})
+	s.loadSequencedState()
 	s.evs = newEventLog(cfg.WatchWindow, s.nextRev)
 	s.hub = newHub(s.evs)
 	s.metrics = newMetrics(s)
@@ -225,6 +256,7 @@ func (s *Store) Close() error {
 	s.stop()
 	s.wg.Wait()
 	s.evs.close()
+	s.gcTune.restore()
 	if s.wal != nil {
 		return s.wal.close()
 	}
@@ -267,21 +299,14 @@ const (
 )
 
 func schemaFor(reg *Registry) *memdb.DBSchema {
-	sc := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		metaTable: {Name: metaTable, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-		}},
-	}}
+	sc := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, k := range reg.Kinds() {
-		t := &memdb.TableSchema{Name: k.table(), Indexes: map[string]*memdb.IndexSchema{
-			"id":    {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
-			"label": {Name: "label", AllowMissing: true, Indexer: &memdb.StringMapFieldIndex{Field: "Labels"}},
-			"owner": {Name: "owner", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Owners"}},
+		sc.Tables[k.table()] = &memdb.TableSchema{Name: k.table(), Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &recordKeyIndex{}},
 		}}
-		if k.GroupResource() == (schema.GroupResource{Resource: "pods"}) {
-			t.Indexes["node"] = &memdb.IndexSchema{Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Node"}}
-		}
-		sc.Tables[k.table()] = t
+		sc.Tables[k.indexTable()] = &memdb.TableSchema{Name: k.indexTable(), Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &rowIndex{}},
+		}}
 	}
 	return sc
 }
@@ -290,8 +315,10 @@ func objKey(namespace, name string) string { return namespace + "/" + name }
 
 func newRecord(obj runtime.Object) *record {
 	acc, _ := meta.Accessor(obj)
+	key := objKey(acc.GetNamespace(), acc.GetName())
 	r := &record{
-		Key:       objKey(acc.GetNamespace(), acc.GetName()),
+		Key:       key,
+		id:        terminated(key, 0),
 		Namespace: acc.GetNamespace(),
 		UID:       string(acc.GetUID()),
 		Labels:    acc.GetLabels(),

@@ -85,6 +85,17 @@ func Create[T runtime.Object](ctx context.Context, s Interface, obj T) (T, error
 	return typed[T](s.Create(ctx, obj, metav1.CreateOptions{}))
 }
 
+// CreateOwned stores a new object of type T that the caller hands over
+// (see [OwnedCreator]): when s implements OwnedCreator, obj itself is
+// stored and returned, read-only; otherwise it is [Interface.Create].
+// Either way the caller must not change obj or the result afterwards.
+func CreateOwned[T runtime.Object](ctx context.Context, s Interface, obj T) (T, error) {
+	if oc, ok := s.(OwnedCreator); ok {
+		return typed[T](oc.CreateOwned(ctx, obj, metav1.CreateOptions{}))
+	}
+	return typed[T](s.Create(ctx, obj, metav1.CreateOptions{}))
+}
+
 // Update replaces the spec and metadata of an object of type T.
 func Update[T runtime.Object](ctx context.Context, s Interface, obj T) (T, error) {
 	return typed[T](s.Update(ctx, obj, metav1.UpdateOptions{}))

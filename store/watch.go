@@ -146,7 +146,7 @@ func (s *Store) Watch(ctx context.Context, res schema.GroupResource, namespace s
 		if !ok {
 			return nil, expired(rev)
 		}
-		w.rev = rev
+		w.rev, w.startRev = rev, rev
 	} else {
 		rev, err := strconv.ParseUint(opts.ResourceVersion, 10, 64)
 		if err != nil {
@@ -157,7 +157,7 @@ func (s *Store) Watch(ctx context.Context, res schema.GroupResource, namespace s
 		if !ok {
 			return nil, expired(rev)
 		}
-		w.rev = rev
+		w.rev, w.startRev = rev, rev
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	if opts.TimeoutSeconds != nil && *opts.TimeoutSeconds > 0 {
@@ -178,8 +178,7 @@ func expired(rev uint64) error {
 
 // listSnapshot reads the matching objects and the revision they were read at.
 func (s *Store) listSnapshot(k *Kind, namespace string, f *filter) ([]runtime.Object, uint64, error) {
-	txn := s.db.Txn(false)
-	rev := revOf(txn)
+	txn, rev := s.reader()
 	var out []runtime.Object
 	err := s.scan(txn, k, namespace, f, "", func(r *record) bool {
 		out = append(out, r.Obj)
@@ -198,6 +197,11 @@ type watcher struct {
 	cancel    context.CancelFunc
 	bookmarks bool
 	rev       uint64
+	// startRev is the revision the watch starts after: events up to it
+	// (which a transaction being applied may still be adding to the
+	// window) are in the state the client started from, so they are
+	// skipped.
+	startRev uint64
 	hubState
 }
 
@@ -260,6 +264,9 @@ func (w *watcher) run(ctx context.Context, initial []runtime.Object, sendInitial
 		seq = next
 		for _, e := range evs {
 			if e.kind != w.kind {
+				continue
+			}
+			if e.rev <= w.startRev {
 				continue
 			}
 			if ev, ok := w.filter.event(e); ok {
@@ -426,6 +433,9 @@ func (h *hub) run(ctx context.Context, evs *eventLog) {
 		for i, e := range got {
 			for w := range h.live[e.kind] {
 				if seq+uint64(i) < w.from {
+					continue
+				}
+				if e.rev <= w.startRev {
 					continue
 				}
 				if ev, ok := w.filter.event(e); ok {

@@ -84,12 +84,11 @@ func (s *Store) namespaceUsable(v *view, k *Kind, ns string) error {
 	if !k.Namespaced {
 		return nil
 	}
-	nsKind := s.reg.ForResource(schema.GroupResource{Resource: "namespaces"})
-	raw := v.get(nsKind, objKey("", ns))
-	if raw == nil {
+	terminating, ok := s.nsTerminating[ns]
+	if !ok {
 		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
 	}
-	if acc, _ := meta.Accessor(raw); acc.GetDeletionTimestamp() != nil {
+	if terminating {
 		return apierrors.NewForbidden(k.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
 	}
 	return nil
@@ -97,11 +96,25 @@ func (s *Store) namespaceUsable(v *view, k *Kind, ns string) error {
 
 // Create stores a new object. See [Interface.Create].
 func (s *Store) Create(ctx context.Context, obj runtime.Object, opts metav1.CreateOptions) (runtime.Object, error) {
+	return s.create(ctx, obj, opts, false)
+}
+
+// CreateOwned implements [OwnedCreator]: Create without its two copies of
+// the object.
+func (s *Store) CreateOwned(ctx context.Context, obj runtime.Object, opts metav1.CreateOptions) (runtime.Object, error) {
+	return s.create(ctx, obj, opts, true)
+}
+
+// create stores a new object: a copy of obj that the caller gets another
+// copy of or, when owned, obj itself.
+func (s *Store) create(ctx context.Context, obj runtime.Object, opts metav1.CreateOptions, owned bool) (runtime.Object, error) {
 	k, _, err := s.kindForObject(obj)
 	if err != nil {
 		return nil, err
 	}
-	obj = obj.DeepCopyObject()
+	if !owned {
+		obj = obj.DeepCopyObject()
+	}
 	acc, _ := meta.Accessor(obj)
 	if !k.Namespaced {
 		acc.SetNamespace("")
@@ -147,12 +160,15 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, opts metav1.Crea
 			}
 			return []op{{kind: k, key: key, obj: obj}}, nil
 		})
-		if apierrors.IsAlreadyExists(err) && generated && try < maxGenerateNameTries {
+		if err != nil && generated && try < maxGenerateNameTries && apierrors.IsAlreadyExists(err) {
 			acc.SetName(acc.GetGenerateName() + rand.String(5))
 			continue
 		}
 		if err != nil {
 			return nil, err
+		}
+		if owned {
+			return ops[0].obj, nil
 		}
 		return ops[0].obj.DeepCopyObject(), nil
 	}
@@ -162,7 +178,7 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, opts metav1.Crea
 // priorityClassName (or the global default class), as the Priority
 // admission plugin does; an unknown class is refused.
 func (s *Store) resolvePriority(v *view, p *corev1.Pod) error {
-	pcKind := s.reg.ForResource(schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"})
+	pcKind := s.pcKind
 	if pcKind == nil {
 		return nil
 	}
@@ -173,7 +189,7 @@ func (s *Store) resolvePriority(v *view, p *corev1.Pod) error {
 			return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, p.Name, fmt.Errorf("no PriorityClass with name %s was found", name))
 		}
 		pc = o
-	} else {
+	} else if s.pcDefaults > 0 {
 		pc = globalDefaultPriorityClass(v, pcKind)
 	}
 	prio := int32(0)
@@ -208,6 +224,54 @@ func globalDefaultPriorityClass(v *view, k *Kind) *schedulingv1.PriorityClass {
 		return true
 	})
 	return found
+}
+
+// loadSequencedState fills what commit keeps up to date for every
+// sequenced transaction (see sequenced) from the recovered state, at
+// Open, before any write is sequenced.
+func (s *Store) loadSequencedState() {
+	v := &view{s: s}
+	s.pcDefaults = 0
+	if s.pcKind != nil {
+		v.each(s.pcKind, func(obj runtime.Object) bool {
+			if obj.(*schedulingv1.PriorityClass).GlobalDefault {
+				s.pcDefaults++
+			}
+			return true
+		})
+	}
+	s.nsTerminating = map[string]bool{}
+	if s.nsKind != nil {
+		v.each(s.nsKind, func(obj runtime.Object) bool {
+			ns := obj.(*corev1.Namespace)
+			s.nsTerminating[ns.Name] = ns.DeletionTimestamp != nil
+			return true
+		})
+	}
+}
+
+// sequenced keeps the PriorityClass count and the namespace states up to
+// date with a transaction that has just been sequenced. It runs under seqMu.
+func (s *Store) sequenced(ops []op) {
+	for _, o := range ops {
+		switch {
+		case o.kind == nil:
+		case o.kind == s.pcKind:
+			if prev, ok := o.prev.(*schedulingv1.PriorityClass); ok && prev.GlobalDefault {
+				s.pcDefaults--
+			}
+			if cur, ok := o.obj.(*schedulingv1.PriorityClass); ok && !o.del && cur.GlobalDefault {
+				s.pcDefaults++
+			}
+		case o.kind == s.nsKind:
+			ns := o.obj.(*corev1.Namespace)
+			if o.del {
+				delete(s.nsTerminating, ns.Name)
+			} else {
+				s.nsTerminating[ns.Name] = ns.DeletionTimestamp != nil
+			}
+		}
+	}
 }
 
 // Update replaces spec and metadata, keeping status. See [Interface.Update].
@@ -592,6 +656,22 @@ type marshaler interface{ Marshal() ([]byte, error) }
 // nil and empty collections alike), which is several times cheaper than a
 // reflective deep comparison; other types are compared semantically.
 func sameObject(a, b any) bool {
+	if sa, ok := a.(sizedMarshaler); ok {
+		if sb, ok := b.(sizedMarshaler); ok {
+			// Different sizes differ; equal sizes are encoded into the two
+			// halves of one buffer.
+			na, nb := sa.Size(), sb.Size()
+			if na != nb {
+				return false
+			}
+			buf := make([]byte, na+nb)
+			_, errA := sa.MarshalToSizedBuffer(buf[:na])
+			_, errB := sb.MarshalToSizedBuffer(buf[na:])
+			if errA == nil && errB == nil {
+				return bytes.Equal(buf[:na], buf[na:])
+			}
+		}
+	}
 	if ma, ok := a.(marshaler); ok {
 		if mb, ok := b.(marshaler); ok {
 			ba, errA := ma.Marshal()
