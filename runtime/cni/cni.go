@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	gocni "github.com/containerd/go-cni"
 	"github.com/containernetworking/cni/libcni"
@@ -40,34 +41,62 @@ type Config struct {
 	IPAMDir string
 	// MTU of the bridge and pod interfaces; 0 means the plugin's default.
 	MTU int
+	// ExecIPAM runs the host-local IPAM plugin (through the bridge plugin)
+	// for every pod. By default only pods with hostPorts do; the others
+	// get their IP from an allocator in this process that uses
+	// host-local's on-disk store (the same directory, lock and file
+	// format, so the two share one pool), saving a plugin process per pod
+	// start and removal.
+	ExecIPAM bool
 }
 
 // Network sets up and tears down pod networking.
 type Network struct {
 	cfg Config
-	// plain attaches pods without hostPorts (bridge only); withPorts adds
-	// the portmap plugin. Both share the network name, hence the IPAM.
+	// plain attaches pods without hostPorts (bridge with host-local);
+	// withPorts adds the portmap plugin; l2 is the bridge plugin without
+	// IPAM, for pods whose IP ips allocates in-process (nil with
+	// Config.ExecIPAM). All share the network name, hence the IPAM store.
 	plain     gocni.CNI
 	withPorts gocni.CNI
+	l2        gocni.CNI
+	ips       *ipStore
+
+	// gwMu guards gwBridge, the interface index of the bridge that has
+	// the gateway address with IP forwarding on (what the bridge plugin
+	// does as the gateway when it runs the IPAM itself); 0 for none yet.
+	gwMu     sync.Mutex
+	gwBridge int
 }
 
 // ConfList renders the CNI configuration list: bridge (with host-local
 // IPAM; the bridge is the pods' gateway, without masquerading) then
-// portmap for hostPort.
+// portmap for hostPort. Pods with hostPorts are attached with it; the
+// others (unless Config.ExecIPAM) with the bridge plugin alone and the
+// in-process allocator, which gives them the same addressing.
 func (c Config) ConfList() ([]byte, error) { return c.confList(true) }
 
 func (c Config) confList(portmap bool) ([]byte, error) {
-	ipam := map[string]any{
+	return c.renderConfList(portmap, true)
+}
+
+// renderConfList renders the bridge (with host-local IPAM when ipam, else
+// layer 2 only: the veth pair on the bridge) and optionally portmap.
+func (c Config) renderConfList(portmap, ipam bool) ([]byte, error) {
+	ipamConf := map[string]any{
 		"type":   "host-local",
 		"ranges": [][]map[string]string{{{"subnet": c.PodCIDR.Masked().String()}}},
 		"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
 	}
 	if c.IPAMDir != "" {
-		ipam["dataDir"] = c.IPAMDir
+		ipamConf["dataDir"] = c.IPAMDir
 	}
 	bridge := map[string]any{
 		"type": "bridge", "bridge": c.Bridge, "isGateway": true, "ipMasq": false,
-		"hairpinMode": true, "ipam": ipam,
+		"hairpinMode": true, "ipam": ipamConf,
+	}
+	if !ipam {
+		bridge = map[string]any{"type": "bridge", "bridge": c.Bridge, "hairpinMode": true}
 	}
 	if c.MTU > 0 {
 		bridge["mtu"] = c.MTU
@@ -97,8 +126,14 @@ func New(cfg Config) (*Network, error) {
 		}
 	}
 	n := &Network{cfg: cfg}
-	for _, portmap := range []bool{false, true} {
-		list, err := cfg.confList(portmap)
+	for _, v := range []struct {
+		portmap, ipam bool
+		dst           *gocni.CNI
+	}{{false, true, &n.plain}, {true, true, &n.withPorts}, {false, false, &n.l2}} {
+		if !v.ipam && cfg.ExecIPAM {
+			continue
+		}
+		list, err := cfg.renderConfList(v.portmap, v.ipam)
 		if err != nil {
 			return nil, fmt.Errorf("cni: %w", err)
 		}
@@ -112,11 +147,14 @@ func New(cfg Config) (*Network, error) {
 		if err := c.Load(gocni.WithConfListBytes(list)); err != nil {
 			return nil, fmt.Errorf("cni: %w", err)
 		}
-		if portmap {
-			n.withPorts = c
-		} else {
-			n.plain = c
+		*v.dst = c
+	}
+	if !cfg.ExecIPAM {
+		ips, err := newIPStore(cfg.IPAMDir, cfg.Name, cfg.PodCIDR)
+		if err != nil {
+			return nil, err
 		}
+		n.ips = ips
 	}
 	return n, nil
 }
@@ -136,11 +174,17 @@ func (n *Network) Config() Config { return n.cfg }
 
 func (n *Network) pick(ports []runtime.PortMapping) (gocni.CNI, []gocni.NamespaceOpts) {
 	opts := portOpts(ports)
-	if len(opts) == 0 {
-		return n.plain, nil
+	switch {
+	case len(opts) > 0:
+		return n.withPorts, opts
+	case n.l2 != nil:
+		return n.l2, nil
 	}
-	return n.withPorts, opts
+	return n.plain, nil
 }
+
+// ifName is the pod's interface (go-cni names the first network's eth0).
+const ifName = gocni.DefaultPrefix + "0"
 
 func portOpts(ports []runtime.PortMapping) []gocni.NamespaceOpts {
 	var pm []gocni.PortMapping
@@ -163,10 +207,13 @@ func portOpts(ports []runtime.PortMapping) []gocni.NamespaceOpts {
 // Setup attaches the namespace at netnsPath to the network under the given
 // sandbox id and returns the pod's IP.
 func (n *Network) Setup(ctx context.Context, id, netnsPath string, ports []runtime.PortMapping) (string, error) {
+	c, opts := n.pick(ports)
+	if c == n.l2 {
+		return n.setupL2(ctx, id, netnsPath)
+	}
 	if err := LoopbackUp(netnsPath); err != nil {
 		return "", fmt.Errorf("cni: setup %s: %w", id, err)
 	}
-	c, opts := n.pick(ports)
 	res, err := c.Setup(ctx, id, netnsPath, opts...)
 	if err != nil {
 		return "", fmt.Errorf("cni: setup %s: %w", id, err)
@@ -188,6 +235,18 @@ func (n *Network) Teardown(ctx context.Context, id, netnsPath string, ports []ru
 	if err := c.Remove(ctx, id, netnsPath, opts...); err != nil {
 		return fmt.Errorf("cni: teardown %s: %w", id, err)
 	}
+	return n.release(id)
+}
+
+// release frees the IP the in-process allocator holds for sandbox id
+// (none, for a pod host-local served: its DEL released it).
+func (n *Network) release(id string) error {
+	if n.ips == nil {
+		return nil
+	}
+	if err := n.ips.release(id, ifName); err != nil {
+		return fmt.Errorf("cni: teardown %s: %w", id, err)
+	}
 	return nil
 }
 
@@ -199,7 +258,7 @@ func (n *Network) Teardown(ctx context.Context, id, netnsPath string, ports []ru
 // (the IP, the veth's host side, port mappings).
 func (n *Network) TeardownCached(ctx context.Context, id, netnsPath string, ports []runtime.PortMapping) error {
 	lib := libcni.NewCNIConfigWithCacheDir(n.cfg.PluginDirs, "", nil)
-	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: gocni.DefaultPrefix + "0"}
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: ifName}
 	data, cachedRt, err := lib.GetNetworkListCachedConfig(&libcni.NetworkConfigList{Name: n.cfg.Name}, rt)
 	if err != nil || data == nil {
 		return n.Teardown(ctx, id, netnsPath, ports)
@@ -211,7 +270,7 @@ func (n *Network) TeardownCached(ctx context.Context, id, netnsPath string, port
 	if err := lib.DelNetworkList(ctx, list, cachedRt); err != nil {
 		return fmt.Errorf("cni: teardown %s: %w", id, err)
 	}
-	return nil
+	return n.release(id)
 }
 
 // Destroy removes what the network left on the host once no pod uses it:
@@ -242,6 +301,9 @@ func (n *Network) Destroy(context.Context) error {
 	_ = os.Remove(filepath.Join(libcniDir, "networks"))
 	_ = os.Remove(libcniDir)
 	removeIdlePortmapChains()
+	n.gwMu.Lock()
+	n.gwBridge = 0
+	n.gwMu.Unlock()
 	return errors.Join(errs...)
 }
 

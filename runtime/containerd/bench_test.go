@@ -20,6 +20,7 @@ import (
 	"github.com/tugboatdev/tugboat/internal/testenv"
 
 	"github.com/tugboatdev/tugboat/runtime"
+	"github.com/tugboatdev/tugboat/runtime/cni"
 )
 
 // percentiles reports p50 and p99 of ds in milliseconds.
@@ -45,7 +46,7 @@ func BenchmarkPodLifecycle(b *testing.B) {
 	r := newTestRuntime(b, testOpts{network: network, cgroupParent: acct.dir + "/pods"})
 	ctx := context.Background()
 	var start, stop []time.Duration
-	var startCPU time.Duration
+	var startCPU, stopCPU time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		acct.reset()
@@ -63,6 +64,7 @@ func BenchmarkPodLifecycle(b *testing.B) {
 		}
 		start = append(start, time.Since(t0))
 		startCPU += acct.usage()
+		acct.reset()
 		t1 := time.Now()
 		if err := r.StopPodSandbox(ctx, sb); err != nil {
 			b.Fatal(err)
@@ -71,6 +73,7 @@ func BenchmarkPodLifecycle(b *testing.B) {
 			b.Fatal(err)
 		}
 		stop = append(stop, time.Since(t1))
+		stopCPU += acct.usage()
 	}
 	b.StopTimer()
 	percentiles(b, "start", start)
@@ -78,6 +81,7 @@ func BenchmarkPodLifecycle(b *testing.B) {
 	// CPU time of a start without concurrency (all processes involved):
 	// the floor of what 100 concurrent starts cost on the node's cores.
 	b.ReportMetric(float64(startCPU.Microseconds())/1000/float64(len(start)), "start-cpu-ms/pod")
+	b.ReportMetric(float64(stopCPU.Microseconds())/1000/float64(len(stop)), "stop-cpu-ms/pod")
 }
 
 // BenchmarkConcurrentPodStart100 starts 100 pods at once and measures the
@@ -92,13 +96,14 @@ func BenchmarkConcurrentPodStart100(b *testing.B) {
 		{"bounded=8", testOpts{startConcurrency: 8}, false},
 		{"hostIPC", testOpts{}, true},
 		{"shimgroups=4", testOpts{shimGroups: 4}, false},
+		{"execIPAM", testOpts{execIPAM: true}, false},
 	} {
 		b.Run(v.name, func(b *testing.B) { benchConcurrentPodStart(b, v.opts, v.hostIPC) })
 	}
 }
 
 func benchConcurrentPodStart(b *testing.B, o testOpts, hostIPC bool) {
-	o.network = newTestNetwork(b)
+	o.network = newTestNetwork(b, func(c *cni.Config) { c.ExecIPAM = o.execIPAM })
 	acct := newCPUAccount(b)
 	o.cgroupParent = acct.dir + "/pods"
 	r := newTestRuntime(b, o)

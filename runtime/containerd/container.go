@@ -34,19 +34,22 @@ import (
 // liveContainer is the in-process side of a started container: the
 // copiers from its FIFOs into the log file and attached clients.
 type liveContainer struct {
-	id      string
-	log     *crilog.Writer
-	stdout  *crilog.StreamWriter
-	stderr  *crilog.StreamWriter
-	outFan  *fanout
-	errFan  *fanout
-	stdin   *io.PipeWriter // nil unless created with Stdin
-	stdinR  *io.PipeReader
-	io      cio.IO
-	exited  chan struct{}
-	tty     bool
-	logPath string
-	cgroup  string // the container's cgroup path
+	id     string
+	log    *crilog.Writer
+	stdout *crilog.StreamWriter
+	stderr *crilog.StreamWriter
+	outFan *fanout
+	errFan *fanout
+	stdin  *io.PipeWriter // nil unless created with Stdin
+	stdinR *io.PipeReader
+	io     cio.IO
+	exited chan struct{}
+	tty    bool
+	// startedAt is when StartContainer started the task (zero for a
+	// re-adopted container, whose label holds it).
+	startedAt time.Time
+	logPath   string
+	cgroup    string // the container's cgroup path
 
 	once sync.Once
 }
@@ -428,9 +431,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("containerd: start %s: %w", id, err)
 	}
 	now := time.Now()
-	if _, err := c.SetLabels(ctx, map[string]string{labelStarted: now.UTC().Format(time.RFC3339Nano)}); err != nil {
-		return fmt.Errorf("containerd: %w", err)
-	}
+	lc.startedAt = now
 	if err := task.Start(ctx); err != nil {
 		_, _ = task.Delete(ctx, client.WithProcessKill)
 		lc.closeLog()
@@ -440,9 +441,21 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	r.live[id] = lc
 	r.mu.Unlock()
 	r.events.Publish(runtime.ContainerEvent{Type: runtime.EventStarted, ContainerID: id, SandboxID: labels[labelSandbox], Time: now})
-	r.wg.Add(1)
+	// The start time is recorded in containerd (for a later Runtime over
+	// the same state) after the start, off the start's path: until then
+	// status reads it from lc.
+	r.wg.Add(2)
+	go r.recordStart(c, now)
 	go r.monitor(lc, labels[labelSandbox], statusC)
 	return nil
+}
+
+// recordStart writes a started container's start time label.
+func (r *Runtime) recordStart(c client.Container, at time.Time) {
+	defer r.wg.Done()
+	if _, err := c.SetLabels(r.bg, map[string]string{labelStarted: at.UTC().Format(time.RFC3339Nano)}); err != nil && !errdefs.IsNotFound(err) && r.bg.Err() == nil {
+		r.logger.Warn("recording a container's start time", "container", c.ID(), "err", err)
+	}
 }
 
 // newLive opens the container's log file and stream plumbing.
@@ -700,6 +713,13 @@ func (r *Runtime) status(rec containers.Container, proc *tasktypes.Process) *run
 	}
 	if t, err := time.Parse(time.RFC3339Nano, l[labelStarted]); err == nil {
 		st.StartedAt = t
+	} else {
+		// Started moments ago: the label is still being written.
+		r.mu.Lock()
+		if lc := r.live[rec.ID]; lc != nil {
+			st.StartedAt = lc.startedAt
+		}
+		r.mu.Unlock()
 	}
 	switch {
 	case proc == nil && l[labelExit] != "":
@@ -776,13 +796,9 @@ func (r *Runtime) ListContainers(ctx context.Context, f runtime.ContainerFilter)
 	if err != nil {
 		return nil, fmt.Errorf("containerd: list containers: %w", err)
 	}
-	resp, err := r.client.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
+	procs, err := r.taskStates(ctx, recs, f.SandboxID != "")
 	if err != nil {
-		return nil, fmt.Errorf("containerd: list tasks: %w", errgrpc.ToNative(err))
-	}
-	procs := map[string]*tasktypes.Process{}
-	for _, p := range resp.Tasks {
-		procs[p.ID] = p
+		return nil, err
 	}
 	var out []*runtime.ContainerStatus
 	for _, rec := range recs {
@@ -795,6 +811,42 @@ func (r *Runtime) ListContainers(ctx context.Context, f runtime.ContainerFilter)
 	}
 	sortedContainers(out)
 	return out, nil
+}
+
+// taskStates returns the task state of containers by ID (absent: no
+// task). containerd answers a task list by asking every task's shim, so
+// for the few containers of one sandbox (the agent's query for each pod)
+// each task is asked alone; listing every task would make N pods' syncs
+// cost N² shim calls.
+func (r *Runtime) taskStates(ctx context.Context, recs []containers.Container, few bool) (map[string]*tasktypes.Process, error) {
+	procs := map[string]*tasktypes.Process{}
+	for _, rec := range recs {
+		if !few || rec.Labels[labelSandbox] == "" {
+			continue
+		}
+		resp, err := r.client.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: rec.ID})
+		switch err := errgrpc.ToNative(err); {
+		case err == nil:
+			procs[rec.ID] = resp.Process
+			continue
+		case errdefs.IsNotFound(err):
+			continue
+		}
+		// A task whose shim is gone fails alone; the list, as before,
+		// leaves it out (the container then reads as exited).
+		few = false
+	}
+	if few {
+		return procs, nil
+	}
+	resp, err := r.client.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("containerd: list tasks: %w", errgrpc.ToNative(err))
+	}
+	for _, p := range resp.Tasks {
+		procs[p.ID] = p
+	}
+	return procs, nil
 }
 
 // deleteTask deletes a container's task and treats it as gone when it

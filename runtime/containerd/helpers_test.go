@@ -59,6 +59,8 @@ type testOpts struct {
 	cgroupParent string
 	// startConcurrency is Options.StartConcurrency.
 	startConcurrency int
+	// execIPAM is cni.Config.ExecIPAM of the benchmarks' network.
+	execIPAM bool
 }
 
 // newTestRuntime starts a runtime with a private containerd in a fresh

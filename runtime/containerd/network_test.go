@@ -22,7 +22,7 @@ import (
 // 10.244.0.0/16) and name unique to the test. At the end it removes the
 // bridge, IPAM state and libcni cache, and restores ip_forward (the bridge
 // plugin turns it on).
-func newTestNetwork(t testing.TB) *cni.Network {
+func newTestNetwork(t testing.TB, mod ...func(*cni.Config)) *cni.Network {
 	t.Helper()
 	testenv.NeedRoot(t)
 	for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
@@ -32,7 +32,11 @@ func newTestNetwork(t testing.TB) *cni.Network {
 	suffix := randHex(3)
 	cidr := netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", 100+rand.IntN(150)))
 	forward, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	n, err := cni.New(cni.Config{Name: "tbtest-" + suffix, Bridge: "tbt" + suffix, PodCIDR: cidr, IPAMDir: t.TempDir()})
+	cfg := cni.Config{Name: "tbtest-" + suffix, Bridge: "tbt" + suffix, PodCIDR: cidr, IPAMDir: t.TempDir()}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	n, err := cni.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +99,19 @@ func TestPodNetworking(t *testing.T) {
 			t.Errorf("eth0 = %q (exit %d), want %s", out, code, b.IP)
 		}
 	})
+	t.Run("default route via the bridge", func(t *testing.T) {
+		// Pod a (hostPort) is attached through host-local, pod b through
+		// the in-process allocator: both get the plugin's routing.
+		for _, id := range []string{idsA[1], idsB[0]} {
+			out, code := execOut(t, r, id, "ip", "-4", "route", "show", "default")
+			if want := "default via " + cidr.Addr().Next().String() + " dev eth0"; code != 0 || !strings.Contains(out, want) {
+				t.Errorf("default route = %q (exit %d), want %q", out, code, want)
+			}
+			if out, _ := execOut(t, r, id, "ip", "-o", "link", "show", "lo"); !strings.Contains(out, ",UP") {
+				t.Errorf("lo is not up: %q", out)
+			}
+		}
+	})
 	t.Run("containers of a pod share localhost", func(t *testing.T) {
 		out, code := execOut(t, r, idsA[1], fetch("http://127.0.0.1:8080/")...)
 		if code != 0 || out != "hello-from-pod-a\n" {
@@ -146,18 +163,24 @@ func TestPodNetworking(t *testing.T) {
 		}
 	})
 
-	// Removing a pod releases its IP and its namespace.
-	ipamFile := filepath.Join(network.Config().IPAMDir, network.Config().Name, a.IP)
-	if _, err := os.Stat(ipamFile); err != nil {
-		t.Errorf("IPAM allocation of pod a missing: %v", err)
-	}
-	if err := r.RemovePodSandbox(ctx, sbA); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(ipamFile); !os.IsNotExist(err) {
-		t.Errorf("IP %s still allocated after removal: %v", a.IP, err)
-	}
-	if _, err := os.Stat(a.NetNSPath); !os.IsNotExist(err) {
-		t.Errorf("netns %s left after removal", a.NetNSPath)
+	// Removing a pod releases its IP and its namespace (pod a's IP came
+	// from host-local, pod b's from the in-process allocator).
+	for _, p := range []struct {
+		sb string
+		s  *runtime.PodSandbox
+	}{{sbA, a}, {sbB, b}} {
+		ipamFile := filepath.Join(network.Config().IPAMDir, network.Config().Name, p.s.IP)
+		if _, err := os.Stat(ipamFile); err != nil {
+			t.Errorf("IPAM allocation of %s missing: %v", p.s.Config.Name, err)
+		}
+		if err := r.RemovePodSandbox(ctx, p.sb); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(ipamFile); !os.IsNotExist(err) {
+			t.Errorf("IP %s still allocated after removal: %v", p.s.IP, err)
+		}
+		if _, err := os.Stat(p.s.NetNSPath); !os.IsNotExist(err) {
+			t.Errorf("netns %s left after removal", p.s.NetNSPath)
+		}
 	}
 }

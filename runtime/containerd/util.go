@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -110,6 +111,16 @@ func (r *Runtime) readopt(ctx context.Context) (err error) {
 			lc.closeLog()
 			return fmt.Errorf("containerd: re-attach %s: %w", c.ID(), err)
 		}
+		if labels[labelStarted] == "" {
+			// The previous Runtime stopped before it recorded the start
+			// (StartContainer records it after the start): the process's
+			// start time stands in.
+			if at, err := processStartTime(int(task.Pid())); err == nil {
+				lc.startedAt = at
+				r.wg.Add(1)
+				go r.recordStart(c, at)
+			}
+		}
 		r.mu.Lock()
 		r.live[c.ID()] = lc
 		r.mu.Unlock()
@@ -138,4 +149,28 @@ func killOrphanShims(address string) {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
+}
+
+// processStartTime is when process pid started (its start time in clock
+// ticks after boot, on top of the boot time of /proc/stat).
+func processStartTime(pid int) (time.Time, error) {
+	ticks, _, err := procStartTime(pid)
+	if err != nil {
+		return time.Time{}, err
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, err
+			}
+			// USER_HZ is 100 on Linux whatever the kernel's HZ.
+			return time.Unix(boot, 0).Add(time.Duration(ticks) * 10 * time.Millisecond), nil
+		}
+	}
+	return time.Time{}, errors.New("no btime in /proc/stat")
 }
