@@ -251,10 +251,11 @@ func runCluster(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	mgr := controllers.NewManager(controllers.ManagerOptions{
-		Store:            st,
-		Log:              log.With("component", "controllers"),
-		ServiceAllocator: controllers.NewServiceAllocator(o.serviceCIDR, 0, 0),
-		RootCAPEM:        api.PKI().CAPEM,
+		Store:         st,
+		Log:           log.With("component", "controllers"),
+		ServiceCIDRs:  []netip.Prefix{o.serviceCIDR},
+		NodePortRange: store.DefaultNodePortRange(),
+		RootCAPEM:     api.PKI().CAPEM,
 	})
 
 	ctx, cancel := context.WithCancel(ctx)

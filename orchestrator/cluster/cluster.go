@@ -465,14 +465,15 @@ func (c *Cluster) Run(ctx context.Context) (err error) {
 
 	// Controllers.
 	mgr := controllers.NewManager(controllers.ManagerOptions{
-		Store:            st,
-		LeaderElection:   true,
-		Identity:         cfg.NodeName,
-		Log:              c.log.With("component", "controllers"),
-		ServiceAllocator: controllers.NewServiceAllocator(cfg.ServiceCIDR, 0, 0),
-		LocalPathDir:     filepath.Join(cfg.DataDir, "local-path"),
-		Metrics:          metrics,
-		RootCAPEM:        api.PKI().CAPEM,
+		Store:          st,
+		LeaderElection: true,
+		Identity:       cfg.NodeName,
+		Log:            c.log.With("component", "controllers"),
+		ServiceCIDRs:   []netip.Prefix{cfg.ServiceCIDR},
+		NodePortRange:  store.DefaultNodePortRange(),
+		LocalPathDir:   filepath.Join(cfg.DataDir, "local-path"),
+		Metrics:        metrics,
+		RootCAPEM:      api.PKI().CAPEM,
 	})
 	g.Go(func() error { return wrap("controller manager", mgr.Run(gctx)) })
 	c.note("controller manager (leader election on kube-system/tugboat-controller-manager)")

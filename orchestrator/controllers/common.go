@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -36,10 +37,16 @@ type Config struct {
 	Log *slog.Logger
 	// Workers is the number of concurrent reconciles per controller (default 4).
 	Workers int
-	// ServiceAllocator hands out Service clusterIPs and nodePorts; nil
-	// makes a default one (10.96.0.0/12, ports 30000-32767). Share it with
-	// the API server's create path so conflicting creates fail.
-	ServiceAllocator *ServiceAllocator
+	// ServiceCIDRs are the Service clusterIP ranges (one per family) the
+	// store allocates from; [ServiceRepair] reports Services outside them.
+	// Empty turns that check off.
+	ServiceCIDRs []netip.Prefix
+	// NodePortRange is the store's NodePort range; [ServiceRepair] reports
+	// Services outside it. Zero turns that check off.
+	NodePortRange store.PortRange
+	// ServiceRepairInterval is how often [ServiceRepair] checks (default
+	// [DefaultServiceRepairInterval]).
+	ServiceRepairInterval time.Duration
 	// Metrics feeds the HorizontalPodAutoscaler; nil until the node agent reports usage.
 	Metrics MetricsSource
 	// LocalPathDir is where the local-path provisioner makes volumes

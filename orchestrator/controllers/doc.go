@@ -15,8 +15,8 @@
 //     conditions, finished-Job TTL), [CronJob] (time zones, the controller's
 //     own zone when none is given).
 //   - [Endpoints] (Endpoints and EndpointSlices, per IP family, zones and
-//     topology hints), [ServiceAllocation] with [ServiceAllocator]
-//     (clusterIPs and nodePorts), [ServiceAccount], [RootCAPublisher]
+//     topology hints), [ServiceRepair] (upstream's
+//     clusterIP and nodePort repair checks; the store allocates both), [ServiceAccount], [RootCAPublisher]
 //     (kube-root-ca.crt in every namespace).
 //   - [NodeLifecycle] (heartbeats, unreachable taints, NoExecute eviction
 //     rate-limited per zone), [Disruption] (PodDisruptionBudget status),

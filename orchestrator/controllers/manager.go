@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"sort"
 	"time"
@@ -36,7 +37,7 @@ func Constructors() map[string]Constructor {
 		"serviceaccount":         func(c Config) Runner { return NewServiceAccount(c) },
 		"nodelifecycle":          func(c Config) Runner { return NewNodeLifecycle(c) },
 		"disruption":             func(c Config) Runner { return NewDisruption(c) },
-		"service-allocation":     func(c Config) Runner { return NewServiceAllocation(c, c.ServiceAllocator) },
+		"service-repair":         func(c Config) Runner { return NewServiceRepair(c) },
 		"persistentvolume":       func(c Config) Runner { return NewPersistentVolume(c, c.LocalPathDir) },
 		"root-ca-cert-publisher": func(c Config) Runner { return NewRootCAPublisher(c, c.RootCAPEM) },
 		"horizontalpodautoscaler": func(c Config) Runner {
@@ -66,8 +67,10 @@ type ManagerOptions struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election
 	// (defaults 15 s, 10 s, 2 s, as kube-controller-manager).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
-	// ServiceAllocator is shared with the service-allocation controller.
-	ServiceAllocator *ServiceAllocator
+	// ServiceCIDRs and NodePortRange are the store's Service ranges, which
+	// the service-repair controller checks Services against.
+	ServiceCIDRs  []netip.Prefix
+	NodePortRange store.PortRange
 	// Metrics feeds the HorizontalPodAutoscaler.
 	Metrics MetricsSource
 	// LocalPathDir is where local-path volumes are made.
@@ -119,7 +122,7 @@ func (m *Manager) Run(ctx context.Context) error {
 func (m *Manager) runControllers(ctx context.Context) error {
 	cons := Constructors()
 	cfg := Config{Store: m.opts.Store, Informers: controller.NewFactory(m.opts.Store, m.opts.Log), Clock: m.opts.Clock,
-		Log: m.opts.Log, Workers: m.opts.Workers, ServiceAllocator: m.opts.ServiceAllocator,
+		Log: m.opts.Log, Workers: m.opts.Workers, ServiceCIDRs: m.opts.ServiceCIDRs, NodePortRange: m.opts.NodePortRange,
 		Metrics: m.opts.Metrics, LocalPathDir: m.opts.LocalPathDir, RootCAPEM: m.opts.RootCAPEM, Location: m.opts.Location}
 	var runners []Runner
 	for _, name := range m.opts.Controllers {
