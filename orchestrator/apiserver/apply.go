@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -78,44 +79,11 @@ func (s *Server) trackUpdate(k *store.Kind, subresource string, live, obj runtim
 // live object, records field ownership in metadata.managedFields and
 // reports conflicts with other managers (409) unless force is set. A
 // missing object is created.
-func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType, body []byte, opts metav1.PatchOptions, validation string) {
-	if opts.FieldManager == "" {
-		s.writeError(w, r, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "PatchOptions"}, "",
-			field.ErrorList{field.Required(field.NewPath("fieldManager"), "is required for apply patch")}))
-		return
-	}
-	js, _, err := bodyToJSON("application/apply-patch+yaml", body)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	_, warnings, err := decodeJSONInto(k, js, k.New(), validation)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	applied := &unstructured.Unstructured{}
-	if err := applied.UnmarshalJSON(js); err != nil {
-		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("error decoding applied configuration: %v", err)))
-		return
-	}
-	if applied.GroupVersionKind() != k.GVK {
-		s.writeError(w, r, kindMismatch(applied.GroupVersionKind(), k.GVK))
-		return
-	}
-	if applied.GetName() != info.name {
-		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", applied.GetName(), info.name)))
-		return
-	}
-	if k.Namespaced {
-		if applied.GetNamespace() == "" {
-			applied.SetNamespace(ns)
-		} else if applied.GetNamespace() != ns {
-			s.writeError(w, r, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request"))
-			return
-		}
-	}
-	fm, err := s.fieldManager(k, info.subresource)
+//
+// With a view, k is the view's kind: the configuration is applied to the
+// object in that version, which is converted to the stored form.
+func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType, body []byte, opts metav1.PatchOptions, validation string, view *versionView) {
+	applied, fm, warnings, err := s.readApplied(info, k, ns, body, opts, validation)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -123,20 +91,27 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, info reques
 	force := opts.Force != nil && *opts.Force
 	ctx := r.Context()
 	for try := 0; ; try++ {
-		live, err := s.st.Get(ctx, k.GroupResource(), ns, info.name, metav1.GetOptions{})
+		stored, err := s.st.Get(ctx, k.GroupResource(), ns, info.name, metav1.GetOptions{})
 		create := apierrors.IsNotFound(err)
-		if create {
-			if info.subresource != "" {
-				s.writeError(w, r, err)
-				return
-			}
+		var live runtime.Object
+		switch {
+		case create && info.subresource != "":
+			s.writeError(w, r, err)
+			return
+		case create:
+			stored = nil
 			live = k.New()
 			acc, _ := meta.Accessor(live)
 			acc.SetName(info.name)
 			acc.SetNamespace(ns)
-		} else if err != nil {
+		case err != nil:
 			s.writeError(w, r, err)
 			return
+		default:
+			if live, err = view.external(stored); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 		}
 		live.GetObjectKind().SetGroupVersionKind(k.GVK)
 		merged, err := fm.Apply(live, applied.DeepCopy(), opts.FieldManager, force)
@@ -145,11 +120,15 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, info reques
 			return
 		}
 		obj, ok := merged.(runtime.Object)
-		if !ok || s.reg.ForObject(obj) == nil {
+		if !ok || reflect.TypeOf(obj) != reflect.TypeOf(k.New()) {
 			s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("apply produced %T", merged)))
 			return
 		}
 		obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		if obj, err = view.stored(obj, stored); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		var out runtime.Object
 		code := http.StatusOK
 		switch {
@@ -175,9 +154,49 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, info reques
 			return
 		}
 		addWarnings(w, warnings)
-		s.respond(w, r, code, k, out, m)
+		s.respondIn(w, r, code, view, k, out, m)
 		return
 	}
+}
+
+// readApplied decodes the body of an apply patch for kind k (the
+// applied configuration), checks it against the request and returns it
+// with the field manager that merges it and the field validation warnings.
+func (s *Server) readApplied(info requestInfo, k *store.Kind, ns string, body []byte, opts metav1.PatchOptions, validation string) (*unstructured.Unstructured, *managedfields.FieldManager, []string, error) {
+	if opts.FieldManager == "" {
+		return nil, nil, nil, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "PatchOptions"}, "",
+			field.ErrorList{field.Required(field.NewPath("fieldManager"), "is required for apply patch")})
+	}
+	js, _, err := bodyToJSON("application/apply-patch+yaml", body)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	_, warnings, err := decodeJSONInto(k, js, k.New(), validation)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	applied := &unstructured.Unstructured{}
+	if err := applied.UnmarshalJSON(js); err != nil {
+		return nil, nil, nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding applied configuration: %v", err))
+	}
+	if applied.GroupVersionKind() != k.GVK {
+		return nil, nil, nil, kindMismatch(applied.GroupVersionKind(), k.GVK)
+	}
+	if applied.GetName() != info.name {
+		return nil, nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", applied.GetName(), info.name))
+	}
+	if k.Namespaced {
+		if applied.GetNamespace() == "" {
+			applied.SetNamespace(ns)
+		} else if applied.GetNamespace() != ns {
+			return nil, nil, nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+	}
+	fm, err := s.fieldManager(k, info.subresource)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return applied, fm, warnings, nil
 }
 
 // applyError keeps StatusErrors (conflicts are 409 with causes naming the

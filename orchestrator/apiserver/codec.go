@@ -307,65 +307,6 @@ func decodeJSONInto(k *store.Kind, js []byte, obj runtime.Object, validation str
 	return obj, msgs, nil
 }
 
-// validatePatchFields checks a merge or strategic merge patch for unknown
-// fields by decoding it, without its $-directives, into the kind's type.
-func validatePatchFields(k *store.Kind, js []byte, validation string) ([]string, error) {
-	if validation == validationIgnore {
-		return nil, nil
-	}
-	var doc any
-	if err := json.Unmarshal(js, &doc); err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
-	}
-	if _, ok := doc.(map[string]any); !ok {
-		return nil, apierrors.NewBadRequest("patch body must be a JSON object")
-	}
-	clean, err := json.Marshal(stripDirectives(doc))
-	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("error encoding patch: %v", err))
-	}
-	strictErrs, err := kjson.UnmarshalStrict(clean, k.New(), kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err != nil {
-		// Type errors surface when the patched object is decoded.
-		return nil, nil
-	}
-	if len(strictErrs) == 0 {
-		return nil, nil
-	}
-	msgs := make([]string, len(strictErrs))
-	for i, e := range strictErrs {
-		msgs[i] = e.Error()
-	}
-	if validation == validationStrict {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: strict decoding error: %s", k.GVK.Kind, k.GVK.Version, k.GVK.Kind, strings.Join(msgs, ", ")))
-	}
-	return msgs, nil
-}
-
-// stripDirectives removes strategic merge patch directives ($patch,
-// $setElementOrder/..., $retainKeys, $deleteFromPrimitiveList/...) and
-// nulls (deletions) so the rest can be checked against the Go type.
-func stripDirectives(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, e := range t {
-			if strings.HasPrefix(k, "$") || e == nil {
-				continue
-			}
-			out[k] = stripDirectives(e)
-		}
-		return out
-	case []any:
-		out := make([]any, 0, len(t))
-		for _, e := range t {
-			out = append(out, stripDirectives(e))
-		}
-		return out
-	}
-	return v
-}
-
 // decodeOptions decodes a body holding an options object (DeleteOptions,
 // Eviction, Binding...) in JSON, YAML or protobuf.
 func (c *codecs) decodeInto(contentType string, body []byte, into runtime.Object) error {

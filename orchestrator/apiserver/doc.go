@@ -19,12 +19,17 @@
 // watches as application/cbor-seq). A watch from a resourceVersion older
 // than the store's event window is answered 200 with one ERROR event
 // holding a 410 Expired Status, as kube-apiserver's watch cache does.
+// Merge and strategic merge patches are applied, as upstream applies them,
+// to maps rather than JSON bytes, and only to the fields a patch names
+// (the rest of the object is copied, not converted); an event sent to
+// many watchers is encoded once per media type.
 //
 // A resource stored in one version can be served in another, as
 // kube-apiserver does: HorizontalPodAutoscalers are stored as
 // autoscaling/v2 and also served as autoscaling/v1 (kubectl v1.32's
 // "kubectl autoscale" posts v1). Discovery lists both with v2 preferred;
-// requests to /apis/autoscaling/v1 convert on the way in and out
+// requests to /apis/autoscaling/v1 go through the same handlers as every
+// other resource, with a version view converting on the way in and out
 // (targetCPUUtilizationPercentage is the cpu Utilization metric), and
 // what v1 cannot express travels in the upstream annotations
 // autoscaling.alpha.kubernetes.io/metrics, current-metrics, conditions and

@@ -49,7 +49,9 @@ func FuzzDecodeObject(f *testing.F) {
 		if err == nil && obj == nil {
 			t.Fatal("nil object without error")
 		}
-		_, _ = validatePatchFields(k, body, v)
+		if m, _, err := decodePatchMap(body, v); err == nil && m == nil {
+			t.Fatal("nil patch map without error")
+		}
 	})
 }
 

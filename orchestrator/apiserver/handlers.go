@@ -110,12 +110,8 @@ func tableAccepted(m mediaType) bool {
 }
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info requestInfo) {
-	if isHPAv1(info) {
-		s.serveHPAv1(w, r, info)
-		return
-	}
-	k := s.reg.ForResource(schema.GroupResource{Group: info.group, Resource: info.resource})
-	if k == nil || k.GVK.Version != info.version {
+	k, view := s.kindFor(info)
+	if k == nil {
 		s.writeError(w, r, notFoundResource(info))
 		return
 	}
@@ -183,23 +179,27 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info requ
 	}
 	switch info.verb {
 	case "get":
-		s.handleGet(w, r, info, k, ns, m)
+		s.handleGet(w, r, info, k, ns, m, view)
 	case "list":
-		s.handleList(w, r, k, ns, m)
+		s.handleList(w, r, k, ns, m, view)
 	case "watch":
-		s.handleWatch(w, r, k, ns, m)
+		var convert func(runtime.Object) (runtime.Object, error)
+		if view != nil {
+			convert = view.toExternal
+		}
+		s.watchConverted(w, r, k, ns, m, convert)
 	case "create":
 		if info.name != "" {
 			s.writeError(w, r, apierrors.NewMethodNotSupported(k.GroupResource(), "create with a name"))
 			return
 		}
-		s.handleCreate(w, r, k, ns, m)
+		s.handleCreate(w, r, k, ns, m, view)
 	case "update":
-		s.handleUpdate(w, r, info, k, ns, m)
+		s.handleUpdate(w, r, info, k, ns, m, view)
 	case "patch":
-		s.handlePatch(w, r, info, k, ns, m)
+		s.handlePatch(w, r, info, k, ns, m, view)
 	case "delete":
-		s.handleDelete(w, r, info, k, ns, m)
+		s.handleDelete(w, r, info, k, ns, m, view)
 	case "deletecollection":
 		s.handleDeleteCollection(w, r, k, ns, m)
 	default:
@@ -246,7 +246,7 @@ func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
 	return p
 }
 
-func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType) {
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType, view *versionView) {
 	var opts metav1.GetOptions
 	if err := s.decodeParams(r, &opts); err != nil {
 		s.writeError(w, r, err)
@@ -257,10 +257,10 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, info requestI
 		s.writeError(w, r, err)
 		return
 	}
-	s.respond(w, r, http.StatusOK, k, obj, m)
+	s.respondIn(w, r, http.StatusOK, view, k, obj, m)
 }
 
-func (s *Server) handleList(w http.ResponseWriter, r *http.Request, k *store.Kind, ns string, m mediaType) {
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request, k *store.Kind, ns string, m mediaType, view *versionView) {
 	var opts metav1.ListOptions
 	if err := s.decodeParams(r, &opts); err != nil {
 		s.writeError(w, r, err)
@@ -291,8 +291,18 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, k *store.Kin
 		s.writeObject(w, http.StatusOK, pl, m)
 		return
 	}
+	items := res.Items
+	if view != nil {
+		items = make([]runtime.Object, len(res.Items))
+		for i, it := range res.Items {
+			if items[i], err = view.external(it); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+	}
 	list := k.NewList()
-	if err := meta.SetList(list, res.Items); err != nil {
+	if err := meta.SetList(list, items); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -307,39 +317,16 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, k *store.Kin
 	s.writeObject(w, http.StatusOK, list, m)
 }
 
-func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, k *store.Kind, ns string, m mediaType) {
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, k *store.Kind, ns string, m mediaType, view *versionView) {
 	var opts metav1.CreateOptions
 	if err := s.decodeParams(r, &opts); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	validation, err := fieldValidation(opts.FieldValidation)
+	obj, _, warnings, err := s.readObject(r, k, ns, "", opts.FieldValidation)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	body, err := readBody(r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	obj, warnings, err := s.codecs.decodeObject(k, r.Header.Get("Content-Type"), body, validation)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		s.writeError(w, r, apierrors.NewBadRequest(err.Error()))
-		return
-	}
-	if k.Namespaced {
-		if acc.GetNamespace() == "" {
-			acc.SetNamespace(ns)
-		} else if acc.GetNamespace() != ns {
-			s.writeError(w, r, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request"))
-			return
-		}
 	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		if err := s.admitPod(r, pod); err != nil {
@@ -348,73 +335,65 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, k *store.K
 		}
 	}
 	obj = s.trackUpdate(k, "", nil, obj, managerName(r, opts.FieldManager))
+	if obj, err = view.stored(obj, nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	out, err := s.st.Create(r.Context(), obj, opts)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	addWarnings(w, warnings)
-	s.respond(w, r, http.StatusCreated, k, out, m)
+	s.respondIn(w, r, http.StatusCreated, view, k, out, m)
 }
 
-func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType) {
+func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType, view *versionView) {
 	var opts metav1.UpdateOptions
 	if err := s.decodeParams(r, &opts); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	validation, err := fieldValidation(opts.FieldValidation)
+	obj, acc, warnings, err := s.readObject(r, k, ns, info.name, opts.FieldValidation)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	body, err := readBody(r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	obj, warnings, err := s.codecs.decodeObject(k, r.Header.Get("Content-Type"), body, validation)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		s.writeError(w, r, apierrors.NewBadRequest(err.Error()))
-		return
-	}
-	if acc.GetName() != info.name {
-		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), info.name)))
-		return
-	}
-	if k.Namespaced {
-		if acc.GetNamespace() == "" {
-			acc.SetNamespace(ns)
-		} else if acc.GetNamespace() != ns {
-			s.writeError(w, r, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request"))
-			return
-		}
 	}
 	live, err := s.st.Get(r.Context(), k.GroupResource(), ns, info.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) && info.subresource == "" && allowCreateOnUpdate(k.GroupResource()) && acc.GetResourceVersion() == "" {
 		// Upstream's update-creates (AllowCreateOnUpdate).
 		obj = s.trackUpdate(k, "", nil, obj, managerName(r, opts.FieldManager))
+		if obj, err = view.stored(obj, nil); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		out, err := s.st.Create(r.Context(), obj, metav1.CreateOptions{DryRun: opts.DryRun, FieldManager: opts.FieldManager})
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		addWarnings(w, warnings)
-		s.respond(w, r, http.StatusCreated, k, out, m)
+		s.respondIn(w, r, http.StatusCreated, view, k, out, m)
 		return
 	}
+	var base runtime.Object
 	if err == nil {
+		base = live
 		if acc.GetManagedFields() == nil {
 			if la, err := meta.Accessor(live); err == nil {
 				acc.SetManagedFields(la.GetManagedFields())
 			}
 		}
-		obj = s.trackUpdate(k, info.subresource, live, obj, managerName(r, opts.FieldManager))
+		liveExt, err := view.external(live)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		obj = s.trackUpdate(k, info.subresource, liveExt, obj, managerName(r, opts.FieldManager))
+	}
+	if obj, err = view.stored(obj, base); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	var out runtime.Object
 	if info.subresource == "status" {
@@ -427,7 +406,40 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, info reque
 		return
 	}
 	addWarnings(w, warnings)
-	s.respond(w, r, http.StatusOK, k, out, m)
+	s.respondIn(w, r, http.StatusOK, view, k, out, m)
+}
+
+// readObject decodes the body of a create (name "") or update of the
+// object name of kind k, with the field validation the validationParam
+// asks for, and defaults its namespace to ns or checks it against ns.
+func (s *Server) readObject(r *http.Request, k *store.Kind, ns, name, validationParam string) (runtime.Object, metav1.Object, []string, error) {
+	validation, err := fieldValidation(validationParam)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	body, err := readBody(r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	obj, warnings, err := s.codecs.decodeObject(k, r.Header.Get("Content-Type"), body, validation)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil, nil, apierrors.NewBadRequest(err.Error())
+	}
+	if name != "" && acc.GetName() != name {
+		return nil, nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), name))
+	}
+	if k.Namespaced {
+		if acc.GetNamespace() == "" {
+			acc.SetNamespace(ns)
+		} else if acc.GetNamespace() != ns {
+			return nil, nil, nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+	}
+	return obj, acc, warnings, nil
 }
 
 func patchType(contentType string) (types.PatchType, error) {
@@ -440,18 +452,22 @@ func patchType(contentType string) (types.PatchType, error) {
 }
 
 // patchRequest is a decoded PATCH request: its options, field
-// validation mode, patch type and body, and the warnings field validation
-// gave (for every type but JSON patch and apply, which validates itself).
+// validation mode, patch type and body, and, for merge and strategic
+// merge patches, the body decoded once with the strict decoding errors
+// (duplicate fields) it gave.
 type patchRequest struct {
 	opts       metav1.PatchOptions
 	validation string
 	pt         types.PatchType
 	body       []byte
-	warnings   []string
+	// patchMap is the decoded body of a merge or strategic merge patch.
+	patchMap map[string]any
+	// strict are the body's strict decoding errors (duplicate fields).
+	strict []string
 }
 
 // readPatch decodes a PATCH request for kind k.
-func (s *Server) readPatch(r *http.Request, k *store.Kind) (*patchRequest, error) {
+func (s *Server) readPatch(r *http.Request) (*patchRequest, error) {
 	p := &patchRequest{}
 	if err := s.decodeParams(r, &p.opts); err != nil {
 		return nil, err
@@ -466,32 +482,31 @@ func (s *Server) readPatch(r *http.Request, k *store.Kind) (*patchRequest, error
 	if p.body, err = readBody(r, s.cfg.MaxBodyBytes); err != nil {
 		return nil, err
 	}
-	if p.pt != types.JSONPatchType && p.pt != types.ApplyYAMLPatchType {
-		if p.warnings, err = validatePatchFields(k, p.body, p.validation); err != nil {
+	if p.pt == types.MergePatchType || p.pt == types.StrategicMergePatchType {
+		if p.patchMap, p.strict, err = decodePatchMap(p.body, p.validation); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
 }
 
-func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType) {
-	p, err := s.readPatch(r, k)
+func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType, view *versionView) {
+	p, err := s.readPatch(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if p.pt == types.ApplyYAMLPatchType {
-		s.handleApply(w, r, info, k, ns, m, p.body, p.opts, p.validation)
+		s.handleApply(w, r, info, k, ns, m, p.body, p.opts, p.validation, view)
 		return
 	}
-	warnings := p.warnings
-	out, err := s.patchTracked(r, info, k, ns, p.pt, p.body, p.opts)
+	out, warnings, err := s.patchTracked(r, info, k, ns, p, view)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	addWarnings(w, warnings)
-	s.respond(w, r, http.StatusOK, k, out, m)
+	s.respondIn(w, r, http.StatusOK, view, k, out, m)
 }
 
 func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
@@ -532,7 +547,7 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 	return opts, nil
 }
 
-func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType) {
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, info requestInfo, k *store.Kind, ns string, m mediaType, view *versionView) {
 	opts, err := s.deleteOptions(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -553,7 +568,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, info reque
 		s.writeObject(w, code, st, mediaType{typ: m.typ})
 		return
 	}
-	s.respond(w, r, code, k, out, m)
+	s.respondIn(w, r, code, view, k, out, m)
 }
 
 func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, k *store.Kind, ns string, m mediaType) {
@@ -587,11 +602,32 @@ type watchEncoder struct {
 }
 
 func (e *watchEncoder) write(ev watch.Event) error {
+	var frame []byte
+	var err error
+	if e.convert == nil && e.m.as == "" && ev.Type != watch.Error && ev.Type != watch.Bookmark && ev.Object != nil {
+		// The same object goes to every watcher: encode it once.
+		frame, err = e.s.frames.frame(frameKey{obj: ev.Object, typ: ev.Type, media: e.m.typ}, func() ([]byte, error) { return e.encode(ev) })
+	} else {
+		frame, err = e.encode(ev)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := e.w.Write(frame); err != nil {
+		return err
+	}
+	e.f.Flush()
+	return nil
+}
+
+// encode returns the frame of one watch event in the watcher's media
+// type, with the object transformed as the watcher asked.
+func (e *watchEncoder) encode(ev watch.Event) ([]byte, error) {
 	obj := ev.Object
 	if e.m.as == "Table" && ev.Type != watch.Error && ev.Type != watch.Bookmark {
 		t, err := e.s.table(e.k, []runtime.Object{obj}, e.query, time.Now())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if acc, err := meta.Accessor(obj); err == nil {
 			t.ResourceVersion = acc.GetResourceVersion()
@@ -602,27 +638,27 @@ func (e *watchEncoder) write(ev watch.Event) error {
 	} else if e.convert != nil && e.m.as == "" && ev.Type != watch.Error {
 		c, err := e.convert(obj)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		obj = c
 	}
 	inner := mediaType{typ: e.m.typ}
 	raw, err := e.s.codecs.encode(obj, inner)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var frame []byte
 	if e.m.typ == mediaCBOR {
 		var buf bytes.Buffer
 		if err := e.s.codecs.cbor.Encode(&metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: raw}}, &buf); err != nil {
-			return err
+			return nil, err
 		}
 		frame = buf.Bytes()
 	} else if e.m.typ == mediaProtobuf {
 		we := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: raw}}
 		b, err := we.Marshal()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		frame = make([]byte, 4+len(b))
 		frame[0], frame[1], frame[2], frame[3] = byte(len(b)>>24), byte(len(b)>>16), byte(len(b)>>8), byte(len(b))
@@ -633,15 +669,11 @@ func (e *watchEncoder) write(ev watch.Event) error {
 			Object json.RawMessage `json:"object"`
 		}{string(ev.Type), raw})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		frame = append(frame, '\n')
 	}
-	if _, err := e.w.Write(frame); err != nil {
-		return err
-	}
-	e.f.Flush()
-	return nil
+	return frame, nil
 }
 
 func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, k *store.Kind, ns string, m mediaType) {

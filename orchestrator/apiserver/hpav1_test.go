@@ -21,7 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/tugboatdev/tugboat/orchestrator/apiserver/internal/kubectltest"
+	"github.com/tugboatdev/tugboat/internal/kubectltest"
 )
 
 func cpuMetric(pct int32) autoscalingv2.MetricSpec {

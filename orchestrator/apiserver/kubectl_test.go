@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tugboatdev/tugboat/orchestrator/apiserver/internal/kubectltest"
+	"github.com/tugboatdev/tugboat/internal/kubectltest"
 )
 
 const deployV1 = `apiVersion: apps/v1

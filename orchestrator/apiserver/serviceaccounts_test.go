@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/tugboatdev/tugboat/orchestrator/apiserver/internal/kubectltest"
+	"github.com/tugboatdev/tugboat/internal/kubectltest"
 	"github.com/tugboatdev/tugboat/orchestrator/serviceaccount"
 )
 

@@ -33,8 +33,8 @@ import (
 	crirc "k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
 
+	"github.com/tugboatdev/tugboat/internal/kubectltest"
 	"github.com/tugboatdev/tugboat/internal/testenv"
-	"github.com/tugboatdev/tugboat/orchestrator/apiserver/internal/kubectltest"
 	"github.com/tugboatdev/tugboat/store"
 )
 

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,7 +24,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/tugboatdev/tugboat/orchestrator/podstatus"
 	"github.com/tugboatdev/tugboat/store"
 )
 
@@ -70,15 +73,6 @@ func orNone(s string) string {
 	return s
 }
 
-func containersImages(cs []corev1.Container) (string, string) {
-	var n, i []string
-	for _, c := range cs {
-		n = append(n, c.Name)
-		i = append(i, c.Image)
-	}
-	return strings.Join(n, ","), strings.Join(i, ",")
-}
-
 func selectorString(sel *metav1.LabelSelector) string {
 	if sel == nil {
 		return "<none>"
@@ -106,690 +100,625 @@ func mapSelector(m map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-// podStatus computes the STATUS column of kubectl get pods.
-func podStatus(p *corev1.Pod) (reason string, ready, total, restarts int, lastRestart *metav1.Time) {
-	reason = string(p.Status.Phase)
-	if p.Status.Reason != "" {
-		reason = p.Status.Reason
-	}
-	total = len(p.Spec.Containers)
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Reason == corev1.PodReasonSchedulingGated {
-			reason = corev1.PodReasonSchedulingGated
-		}
-	}
-	initializing := false
-	for i, c := range p.Status.InitContainerStatuses {
-		restarts += int(c.RestartCount)
-		if c.LastTerminationState.Terminated != nil {
-			t := c.LastTerminationState.Terminated.FinishedAt
-			if lastRestart == nil || t.After(lastRestart.Time) {
-				lastRestart = &t
-			}
-		}
-		switch {
-		case c.State.Terminated != nil && c.State.Terminated.ExitCode == 0:
-			continue
-		case c.State.Terminated != nil:
-			if c.State.Terminated.Reason == "" {
-				if c.State.Terminated.Signal != 0 {
-					reason = fmt.Sprintf("Init:Signal:%d", c.State.Terminated.Signal)
-				} else {
-					reason = fmt.Sprintf("Init:ExitCode:%d", c.State.Terminated.ExitCode)
-				}
-			} else {
-				reason = "Init:" + c.State.Terminated.Reason
-			}
-			initializing = true
-		case c.State.Waiting != nil && c.State.Waiting.Reason != "" && c.State.Waiting.Reason != "PodInitializing":
-			reason = "Init:" + c.State.Waiting.Reason
-			initializing = true
-		default:
-			reason = fmt.Sprintf("Init:%d/%d", i, len(p.Spec.InitContainers))
-			initializing = true
-		}
-		break
-	}
-	if !initializing {
-		restarts = 0
-		hasRunning := false
-		for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
-			c := p.Status.ContainerStatuses[i]
-			restarts += int(c.RestartCount)
-			if c.LastTerminationState.Terminated != nil {
-				t := c.LastTerminationState.Terminated.FinishedAt
-				if lastRestart == nil || t.After(lastRestart.Time) {
-					lastRestart = &t
-				}
-			}
-			switch {
-			case c.State.Waiting != nil && c.State.Waiting.Reason != "":
-				reason = c.State.Waiting.Reason
-			case c.State.Terminated != nil && c.State.Terminated.Reason != "":
-				reason = c.State.Terminated.Reason
-			case c.State.Terminated != nil && c.State.Terminated.Signal != 0:
-				reason = fmt.Sprintf("Signal:%d", c.State.Terminated.Signal)
-			case c.State.Terminated != nil:
-				reason = fmt.Sprintf("ExitCode:%d", c.State.Terminated.ExitCode)
-			case c.Ready && c.State.Running != nil:
-				hasRunning = true
-				ready++
-			}
-		}
-		if reason == "Completed" && hasRunning {
-			reason = "Running"
-			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
-					reason = "NotReady"
-				}
-			}
-		}
-	}
-	if p.DeletionTimestamp != nil {
-		if p.Status.Reason == "NodeLost" {
-			reason = "Unknown"
-		} else {
-			reason = "Terminating"
-		}
-	}
-	if reason == "" {
-		reason = "Pending"
-	}
-	return reason, ready, total, restarts, lastRestart
+// Column specs. A kind's table is a list of columns, each its header
+// definition and the function computing its cell from the typed object.
+
+// column is one table column of objects of type T.
+type column[T any] struct {
+	def  metav1.TableColumnDefinition
+	cell func(obj T, now time.Time) any
 }
+
+// fieldDoc is the description of a field of t.
+func fieldDoc(t swaggerDoccer, field string) string { return t.SwaggerDoc()[field] }
+
+// text is a default column of strings.
+func text[T any](name, desc string, cell func(T) string) column[T] {
+	return column[T]{def: col(name, "string", 0, desc), cell: func(o T, _ time.Time) any { return cell(o) }}
+}
+
+// count is a default column of integers shown as typed (Type "string"
+// columns carry integers too where kubectl's printers do).
+func count[T any](name, typ, desc string, cell func(T) int64) column[T] {
+	return column[T]{def: col(name, typ, 0, desc), cell: func(o T, _ time.Time) any { return cell(o) }}
+}
+
+// boolColumn is a default column of booleans (Type "boolean" or "string").
+func boolColumn[T any](name, typ, desc string, cell func(T) bool) column[T] {
+	return column[T]{def: col(name, typ, 0, desc), cell: func(o T, _ time.Time) any { return cell(o) }}
+}
+
+// timed is a default string column computed at time now.
+func timed[T any](name, desc string, cell func(T, time.Time) string) column[T] {
+	return column[T]{def: col(name, "string", 0, desc), cell: func(o T, now time.Time) any { return cell(o, now) }}
+}
+
+// wide moves a column to -o wide (priority 1).
+func wide[T any](c column[T]) column[T] {
+	c.def.Priority = 1
+	return c
+}
+
+// nameColumn is the NAME column.
+func nameColumn[T metav1.Object]() column[T] {
+	return column[T]{def: cName, cell: func(o T, _ time.Time) any { return o.GetName() }}
+}
+
+// ageColumn is the AGE column.
+func ageColumn[T metav1.Object]() column[T] {
+	return column[T]{def: cAge, cell: func(o T, now time.Time) any { return age(o, now) }}
+}
+
+// templateColumns are the wide CONTAINERS and IMAGES columns of a kind
+// with a pod template, and SELECTOR when selector is not nil.
+func templateColumns[T any](spec func(T) *corev1.PodSpec, selector func(T) *metav1.LabelSelector, selectorDoc string) []column[T] {
+	cols := []column[T]{
+		wide(text("Containers", "Names of each container in the template.", func(o T) string { return containerNames(spec(o).Containers) })),
+		wide(text("Images", "Images referenced by each container in the template.", func(o T) string { return containerImages(spec(o).Containers) })),
+	}
+	if selector != nil {
+		cols = append(cols, wide(text("Selector", selectorDoc, func(o T) string { return selectorString(selector(o)) })))
+	}
+	return cols
+}
+
+// printerOf makes the printer of a kind from its columns.
+func printerOf[T runtime.Object](cols ...[]column[T]) printer {
+	all := slices.Concat(cols...)
+	p := printer{cols: make([]metav1.TableColumnDefinition, len(all))}
+	for i, c := range all {
+		p.cols[i] = c.def
+	}
+	p.row = func(o runtime.Object, now time.Time) []any {
+		t := o.(T)
+		cells := make([]any, len(all))
+		for i, c := range all {
+			cells[i] = c.cell(t, now)
+		}
+		return cells
+	}
+	return p
+}
+
+// cols groups columns for printerOf.
+func cols[T any](c ...column[T]) []column[T] { return c }
 
 func printers() map[string]printer {
 	return map[string]printer{
-		"pods": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
-				col("Status", "string", 0, "The aggregate status of the containers in this pod."),
-				col("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
-				cAge,
-				col("IP", "string", 1, corev1.PodStatus{}.SwaggerDoc()["podIP"]),
-				col("Node", "string", 1, corev1.PodSpec{}.SwaggerDoc()["nodeName"]),
-				col("Nominated Node", "string", 1, corev1.PodStatus{}.SwaggerDoc()["nominatedNodeName"]),
-				col("Readiness Gates", "string", 1, corev1.PodSpec{}.SwaggerDoc()["readinessGates"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				p := o.(*corev1.Pod)
-				reason, ready, total, restarts, last := podStatus(p)
-				rs := strconv.Itoa(restarts)
-				if restarts > 0 && last != nil {
-					rs = fmt.Sprintf("%d (%s ago)", restarts, duration.HumanDuration(now.Sub(last.Time)))
-				}
-				gates := "<none>"
-				if n := len(p.Spec.ReadinessGates); n > 0 {
-					ok := 0
-					for _, g := range p.Spec.ReadinessGates {
-						for _, c := range p.Status.Conditions {
-							if c.Type == g.ConditionType && c.Status == corev1.ConditionTrue {
-								ok++
-							}
-						}
-					}
-					gates = fmt.Sprintf("%d/%d", ok, n)
-				}
-				return []any{p.Name, fmt.Sprintf("%d/%d", ready, total), reason, rs, age(p, now),
-					orNone(p.Status.PodIP), orNone(p.Spec.NodeName), orNone(p.Status.NominatedNodeName), gates}
-			},
-		},
-		"deployments.apps": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Ready", "string", 0, "Number of the pod with ready state"),
-				col("Up-to-date", "string", 0, appsv1.DeploymentStatus{}.SwaggerDoc()["updatedReplicas"]),
-				col("Available", "string", 0, appsv1.DeploymentStatus{}.SwaggerDoc()["availableReplicas"]),
-				cAge,
-				col("Containers", "string", 1, "Names of each container in the template."),
-				col("Images", "string", 1, "Images referenced by each container in the template."),
-				col("Selector", "string", 1, appsv1.DeploymentSpec{}.SwaggerDoc()["selector"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				d := o.(*appsv1.Deployment)
-				n, i := containersImages(d.Spec.Template.Spec.Containers)
-				return []any{d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, ptrOr(d.Spec.Replicas, 1)),
-					int64(d.Status.UpdatedReplicas), int64(d.Status.AvailableReplicas), age(d, now), n, i, selectorString(d.Spec.Selector)}
-			},
-		},
-		"replicasets.apps": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Desired", "integer", 0, appsv1.ReplicaSetSpec{}.SwaggerDoc()["replicas"]),
-				col("Current", "integer", 0, appsv1.ReplicaSetStatus{}.SwaggerDoc()["replicas"]),
-				col("Ready", "integer", 0, appsv1.ReplicaSetStatus{}.SwaggerDoc()["readyReplicas"]),
-				cAge,
-				col("Containers", "string", 1, "Names of each container in the template."),
-				col("Images", "string", 1, "Images referenced by each container in the template."),
-				col("Selector", "string", 1, appsv1.ReplicaSetSpec{}.SwaggerDoc()["selector"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				r := o.(*appsv1.ReplicaSet)
-				n, i := containersImages(r.Spec.Template.Spec.Containers)
-				return []any{r.Name, int64(ptrOr(r.Spec.Replicas, 1)), int64(r.Status.Replicas), int64(r.Status.ReadyReplicas), age(r, now), n, i, selectorString(r.Spec.Selector)}
-			},
-		},
-		"statefulsets.apps": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Ready", "string", 0, "Number of the pod with ready state"),
-				cAge,
-				col("Containers", "string", 1, "Names of each container in the template."),
-				col("Images", "string", 1, "Images referenced by each container in the template."),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				s := o.(*appsv1.StatefulSet)
-				n, i := containersImages(s.Spec.Template.Spec.Containers)
-				return []any{s.Name, fmt.Sprintf("%d/%d", s.Status.ReadyReplicas, ptrOr(s.Spec.Replicas, 1)), age(s, now), n, i}
-			},
-		},
-		"daemonsets.apps": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Desired", "integer", 0, appsv1.DaemonSetStatus{}.SwaggerDoc()["desiredNumberScheduled"]),
-				col("Current", "integer", 0, appsv1.DaemonSetStatus{}.SwaggerDoc()["currentNumberScheduled"]),
-				col("Ready", "integer", 0, appsv1.DaemonSetStatus{}.SwaggerDoc()["numberReady"]),
-				col("Up-to-date", "integer", 0, appsv1.DaemonSetStatus{}.SwaggerDoc()["updatedNumberScheduled"]),
-				col("Available", "integer", 0, appsv1.DaemonSetStatus{}.SwaggerDoc()["numberAvailable"]),
-				col("Node Selector", "string", 0, corev1.PodSpec{}.SwaggerDoc()["nodeSelector"]),
-				cAge,
-				col("Containers", "string", 1, "Names of each container in the template."),
-				col("Images", "string", 1, "Images referenced by each container in the template."),
-				col("Selector", "string", 1, appsv1.DaemonSetSpec{}.SwaggerDoc()["selector"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				d := o.(*appsv1.DaemonSet)
-				n, i := containersImages(d.Spec.Template.Spec.Containers)
-				return []any{d.Name, int64(d.Status.DesiredNumberScheduled), int64(d.Status.CurrentNumberScheduled), int64(d.Status.NumberReady),
-					int64(d.Status.UpdatedNumberScheduled), int64(d.Status.NumberAvailable), mapSelector(d.Spec.Template.Spec.NodeSelector), age(d, now), n, i, selectorString(d.Spec.Selector)}
-			},
-		},
-		"controllerrevisions.apps": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Controller", "string", 0, "Controller of the object"),
-				col("Revision", "integer", 0, appsv1.ControllerRevision{}.SwaggerDoc()["revision"]), cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				c := o.(*appsv1.ControllerRevision)
-				ctl := "<none>"
-				if ref := metav1.GetControllerOf(c); ref != nil {
-					ctl = strings.ToLower(ref.Kind) + "." + strings.Split(ref.APIVersion, "/")[0] + "/" + ref.Name
-				}
-				return []any{c.Name, ctl, c.Revision, age(c, now)}
-			},
-		},
-		"jobs.batch": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Status", "string", 0, "Status of the job."),
-				col("Completions", "string", 0, batchv1.JobStatus{}.SwaggerDoc()["succeeded"]),
-				col("Duration", "string", 0, "Time required to complete the job."),
-				cAge,
-				col("Containers", "string", 1, "Names of each container in the template."),
-				col("Images", "string", 1, "Images referenced by each container in the template."),
-				col("Selector", "string", 1, batchv1.JobSpec{}.SwaggerDoc()["selector"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				j := o.(*batchv1.Job)
-				completions := fmt.Sprintf("%d/%d", j.Status.Succeeded, ptrOr(j.Spec.Completions, 1))
-				if j.Spec.Completions == nil && j.Spec.Parallelism != nil && *j.Spec.Parallelism > 1 {
-					completions = fmt.Sprintf("%d/1 of %d", j.Status.Succeeded, *j.Spec.Parallelism)
-				}
-				dur := ""
-				switch {
-				case j.Status.StartTime == nil:
-				case j.Status.CompletionTime == nil:
-					dur = duration.HumanDuration(now.Sub(j.Status.StartTime.Time))
-				default:
-					dur = duration.HumanDuration(j.Status.CompletionTime.Sub(j.Status.StartTime.Time))
-				}
-				status := "Running"
-				for _, c := range j.Status.Conditions {
-					if c.Status != corev1.ConditionTrue {
-						continue
-					}
-					switch c.Type {
-					case batchv1.JobComplete:
-						status = "Complete"
-					case batchv1.JobFailed:
-						status = "Failed"
-					case batchv1.JobSuspended:
-						status = "Suspended"
-					case batchv1.JobFailureTarget:
-						status = "FailureTarget"
-					case batchv1.JobSuccessCriteriaMet:
-						status = "SuccessCriteriaMet"
-					}
-				}
-				if j.DeletionTimestamp != nil {
-					status = "Terminating"
-				}
-				n, i := containersImages(j.Spec.Template.Spec.Containers)
-				return []any{j.Name, status, completions, dur, age(j, now), n, i, selectorString(j.Spec.Selector)}
-			},
-		},
-		"cronjobs.batch": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Schedule", "string", 0, batchv1.CronJobSpec{}.SwaggerDoc()["schedule"]),
-				col("Timezone", "string", 0, batchv1.CronJobSpec{}.SwaggerDoc()["timeZone"]),
-				col("Suspend", "boolean", 0, batchv1.CronJobSpec{}.SwaggerDoc()["suspend"]),
-				col("Active", "integer", 0, batchv1.CronJobStatus{}.SwaggerDoc()["active"]),
-				col("Last Schedule", "string", 0, batchv1.CronJobStatus{}.SwaggerDoc()["lastScheduleTime"]),
-				cAge,
-				col("Containers", "string", 1, "Names of each container in the template."),
-				col("Images", "string", 1, "Images referenced by each container in the template."),
-				col("Selector", "string", 1, batchv1.JobSpec{}.SwaggerDoc()["selector"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				c := o.(*batchv1.CronJob)
-				tz := "<none>"
-				if c.Spec.TimeZone != nil {
-					tz = *c.Spec.TimeZone
-				}
-				suspend := "<unset>"
-				if c.Spec.Suspend != nil {
-					suspend = "False"
-					if *c.Spec.Suspend {
-						suspend = "True"
-					}
-				}
-				n, i := containersImages(c.Spec.JobTemplate.Spec.Template.Spec.Containers)
-				return []any{c.Name, c.Spec.Schedule, tz, suspend, int64(len(c.Status.Active)), since(c.Status.LastScheduleTime, now), age(c, now), n, i, selectorString(c.Spec.JobTemplate.Spec.Selector)}
-			},
-		},
-		"services": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Type", "string", 0, corev1.ServiceSpec{}.SwaggerDoc()["type"]),
-				col("Cluster-IP", "string", 0, corev1.ServiceSpec{}.SwaggerDoc()["clusterIP"]),
-				col("External-IP", "string", 0, corev1.ServiceSpec{}.SwaggerDoc()["externalIPs"]),
-				col("Port(s)", "string", 0, corev1.ServiceSpec{}.SwaggerDoc()["ports"]),
-				cAge,
-				col("Selector", "string", 1, corev1.ServiceSpec{}.SwaggerDoc()["selector"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				s := o.(*corev1.Service)
-				ext := "<none>"
-				switch s.Spec.Type {
-				case corev1.ServiceTypeExternalName:
-					ext = s.Spec.ExternalName
-				case corev1.ServiceTypeLoadBalancer:
-					var ips []string
-					for _, in := range s.Status.LoadBalancer.Ingress {
-						if in.IP != "" {
-							ips = append(ips, in.IP)
-						} else if in.Hostname != "" {
-							ips = append(ips, in.Hostname)
-						}
-					}
-					ips = append(ips, s.Spec.ExternalIPs...)
-					ext = "<pending>"
-					if len(ips) > 0 {
-						ext = strings.Join(ips, ",")
-					}
-				default:
-					if len(s.Spec.ExternalIPs) > 0 {
-						ext = strings.Join(s.Spec.ExternalIPs, ",")
-					}
-				}
-				var ports []string
-				for _, p := range s.Spec.Ports {
-					pp := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
-					if p.NodePort > 0 {
-						pp = fmt.Sprintf("%d:%d/%s", p.Port, p.NodePort, p.Protocol)
-					}
-					ports = append(ports, pp)
-				}
-				pstr := "<none>"
-				if len(ports) > 0 {
-					pstr = strings.Join(ports, ",")
-				}
-				cip := s.Spec.ClusterIP
-				if cip == "" {
-					cip = "<none>"
-				}
-				return []any{s.Name, string(s.Spec.Type), cip, ext, pstr, age(s, now), mapSelector(s.Spec.Selector)}
-			},
-		},
-		"endpoints": {
-			cols: []metav1.TableColumnDefinition{cName, col("Endpoints", "string", 0, corev1.Endpoints{}.SwaggerDoc()["subsets"]), cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				e := o.(*corev1.Endpoints)
-				var eps []string
-				for _, ss := range e.Subsets {
-					for _, a := range ss.Addresses {
-						if len(ss.Ports) == 0 {
-							eps = append(eps, a.IP)
-						}
-						for _, p := range ss.Ports {
-							eps = append(eps, fmt.Sprintf("%s:%d", a.IP, p.Port))
-						}
-					}
-				}
-				s := "<none>"
-				if len(eps) > 3 {
-					s = strings.Join(eps[:3], ",") + fmt.Sprintf(" + %d more...", len(eps)-3)
-				} else if len(eps) > 0 {
-					s = strings.Join(eps, ",")
-				}
-				return []any{e.Name, s, age(e, now)}
-			},
-		},
-		"endpointslices.discovery.k8s.io": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("AddressType", "string", 0, discoveryv1.EndpointSlice{}.SwaggerDoc()["addressType"]),
-				col("Ports", "string", 0, discoveryv1.EndpointSlice{}.SwaggerDoc()["ports"]),
-				col("Endpoints", "string", 0, discoveryv1.EndpointSlice{}.SwaggerDoc()["endpoints"]), cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				e := o.(*discoveryv1.EndpointSlice)
-				var ports, addrs []string
-				for _, p := range e.Ports {
-					if p.Port != nil {
-						ports = append(ports, strconv.Itoa(int(*p.Port)))
-					}
-				}
-				for _, ep := range e.Endpoints {
-					addrs = append(addrs, ep.Addresses...)
-				}
-				ps, as := "<unset>", "<unset>"
-				if len(ports) > 0 {
-					ps = strings.Join(ports, ",")
-				}
-				if len(addrs) > 3 {
-					as = strings.Join(addrs[:3], ",") + fmt.Sprintf(" + %d more...", len(addrs)-3)
-				} else if len(addrs) > 0 {
-					as = strings.Join(addrs, ",")
-				}
-				return []any{e.Name, string(e.AddressType), ps, as, age(e, now)}
-			},
-		},
-		"nodes": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Status", "string", 0, "The status of the node"),
-				col("Roles", "string", 0, "The roles of the node"),
-				cAge,
-				col("Version", "string", 0, corev1.NodeSystemInfo{}.SwaggerDoc()["kubeletVersion"]),
-				col("Internal-IP", "string", 1, corev1.NodeStatus{}.SwaggerDoc()["addresses"]),
-				col("External-IP", "string", 1, corev1.NodeStatus{}.SwaggerDoc()["addresses"]),
-				col("OS-Image", "string", 1, corev1.NodeSystemInfo{}.SwaggerDoc()["osImage"]),
-				col("Kernel-Version", "string", 1, corev1.NodeSystemInfo{}.SwaggerDoc()["kernelVersion"]),
-				col("Container-Runtime", "string", 1, corev1.NodeSystemInfo{}.SwaggerDoc()["containerRuntimeVersion"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				n := o.(*corev1.Node)
-				var st []string
-				ready := "Unknown"
-				for _, c := range n.Status.Conditions {
-					if c.Type == corev1.NodeReady {
-						if c.Status == corev1.ConditionTrue {
-							ready = "Ready"
-						} else {
-							ready = "NotReady"
-						}
-					}
-				}
-				st = append(st, ready)
-				if n.Spec.Unschedulable {
-					st = append(st, "SchedulingDisabled")
-				}
-				var roles []string
-				for k, v := range n.Labels {
-					switch {
-					case strings.HasPrefix(k, "node-role.kubernetes.io/"):
-						if r := strings.TrimPrefix(k, "node-role.kubernetes.io/"); r != "" {
-							roles = append(roles, r)
-						}
-					case k == "kubernetes.io/role" && v != "":
-						roles = append(roles, v)
-					}
-				}
-				sort.Strings(roles)
-				rs := "<none>"
-				if len(roles) > 0 {
-					rs = strings.Join(roles, ",")
-				}
-				in, ex := "<none>", "<none>"
-				for _, a := range n.Status.Addresses {
-					if a.Type == corev1.NodeInternalIP && in == "<none>" {
-						in = a.Address
-					}
-					if a.Type == corev1.NodeExternalIP && ex == "<none>" {
-						ex = a.Address
-					}
-				}
-				si := n.Status.NodeInfo
-				return []any{n.Name, strings.Join(st, ","), rs, age(n, now), si.KubeletVersion, in, ex,
-					orUnknown(si.OSImage), orUnknown(si.KernelVersion), orUnknown(si.ContainerRuntimeVersion)}
-			},
-		},
-		"namespaces": {
-			cols: []metav1.TableColumnDefinition{cName, col("Status", "string", 0, "The status of the namespace"), cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				n := o.(*corev1.Namespace)
-				return []any{n.Name, string(n.Status.Phase), age(n, now)}
-			},
-		},
-		"configmaps": {
-			cols: []metav1.TableColumnDefinition{cName, col("Data", "string", 0, corev1.ConfigMap{}.SwaggerDoc()["data"]), cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				c := o.(*corev1.ConfigMap)
-				return []any{c.Name, int64(len(c.Data) + len(c.BinaryData)), age(c, now)}
-			},
-		},
-		"secrets": {
-			cols: []metav1.TableColumnDefinition{cName, col("Type", "string", 0, corev1.Secret{}.SwaggerDoc()["type"]),
-				col("Data", "string", 0, corev1.Secret{}.SwaggerDoc()["data"]), cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				s := o.(*corev1.Secret)
-				return []any{s.Name, string(s.Type), int64(len(s.Data)), age(s, now)}
-			},
-		},
-		"serviceaccounts": {
-			cols: []metav1.TableColumnDefinition{cName, col("Secrets", "string", 0, corev1.ServiceAccount{}.SwaggerDoc()["secrets"]), cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				s := o.(*corev1.ServiceAccount)
-				return []any{s.Name, int64(len(s.Secrets)), age(s, now)}
-			},
-		},
-		"events": {
-			cols: []metav1.TableColumnDefinition{
-				col("Last Seen", "string", 0, corev1.Event{}.SwaggerDoc()["lastTimestamp"]),
-				col("Type", "string", 0, corev1.Event{}.SwaggerDoc()["type"]),
-				col("Reason", "string", 0, corev1.Event{}.SwaggerDoc()["reason"]),
-				col("Object", "string", 0, corev1.Event{}.SwaggerDoc()["involvedObject"]),
-				col("Subobject", "string", 1, corev1.ObjectReference{}.SwaggerDoc()["fieldPath"]),
-				col("Source", "string", 1, corev1.Event{}.SwaggerDoc()["source"]),
-				col("Message", "string", 0, corev1.Event{}.SwaggerDoc()["message"]),
-				col("First Seen", "string", 1, corev1.Event{}.SwaggerDoc()["firstTimestamp"]),
-				col("Count", "string", 1, corev1.Event{}.SwaggerDoc()["count"]),
-				func() metav1.TableColumnDefinition { c := cName; c.Priority = 1; return c }(),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				e := o.(*corev1.Event)
-				last := e.LastTimestamp
-				if last.IsZero() {
-					last = metav1.NewTime(e.EventTime.Time)
-				}
-				first := e.FirstTimestamp
-				if first.IsZero() {
-					first = metav1.NewTime(e.EventTime.Time)
-				}
-				obj := strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name
-				src := e.Source.Component
-				if e.Source.Host != "" {
-					src += ", " + e.Source.Host
-				}
-				return []any{since(&last, now), e.Type, e.Reason, obj, e.InvolvedObject.FieldPath, src, strings.TrimSpace(e.Message),
-					since(&first, now), int64(e.Count), e.Name}
-			},
-		},
-		"persistentvolumes": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Capacity", "string", 0, corev1.PersistentVolumeSpec{}.SwaggerDoc()["capacity"]),
-				col("Access Modes", "string", 0, corev1.PersistentVolumeSpec{}.SwaggerDoc()["accessModes"]),
-				col("Reclaim Policy", "string", 0, corev1.PersistentVolumeSpec{}.SwaggerDoc()["persistentVolumeReclaimPolicy"]),
-				col("Status", "string", 0, corev1.PersistentVolumeStatus{}.SwaggerDoc()["phase"]),
-				col("Claim", "string", 0, corev1.PersistentVolumeSpec{}.SwaggerDoc()["claimRef"]),
-				col("StorageClass", "string", 0, "StorageClass of the pv"),
-				col("VolumeAttributesClass", "string", 0, corev1.PersistentVolumeSpec{}.SwaggerDoc()["volumeAttributesClassName"]),
-				col("Reason", "string", 0, corev1.PersistentVolumeStatus{}.SwaggerDoc()["reason"]),
-				cAge,
-				col("VolumeMode", "string", 1, corev1.PersistentVolumeSpec{}.SwaggerDoc()["volumeMode"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				p := o.(*corev1.PersistentVolume)
-				claim := ""
-				if p.Spec.ClaimRef != nil {
-					claim = p.Spec.ClaimRef.Namespace + "/" + p.Spec.ClaimRef.Name
-				}
+		"pods": printerOf(cols(nameColumn[*corev1.Pod](),
+			text("Ready", "The aggregate readiness state of this pod for accepting traffic.", func(p *corev1.Pod) string { return podstatus.Of(p).ReadyString() }),
+			text("Status", "The aggregate status of the containers in this pod.", func(p *corev1.Pod) string { return podstatus.Of(p).Reason }),
+			timed("Restarts", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+				func(p *corev1.Pod, now time.Time) string { return podstatus.Of(p).RestartsString(now) }),
+			ageColumn[*corev1.Pod](),
+			wide(text("IP", fieldDoc(corev1.PodStatus{}, "podIP"), func(p *corev1.Pod) string { return orNone(p.Status.PodIP) })),
+			wide(text("Node", fieldDoc(corev1.PodSpec{}, "nodeName"), func(p *corev1.Pod) string { return orNone(p.Spec.NodeName) })),
+			wide(text("Nominated Node", fieldDoc(corev1.PodStatus{}, "nominatedNodeName"), func(p *corev1.Pod) string { return orNone(p.Status.NominatedNodeName) })),
+			wide(text("Readiness Gates", fieldDoc(corev1.PodSpec{}, "readinessGates"), readinessGates)),
+		)),
+		"deployments.apps": printerOf(cols(nameColumn[*appsv1.Deployment](),
+			text("Ready", "Number of the pod with ready state", func(d *appsv1.Deployment) string {
+				return fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, ptrOr(d.Spec.Replicas, 1))
+			}),
+			count("Up-to-date", "string", fieldDoc(appsv1.DeploymentStatus{}, "updatedReplicas"), func(d *appsv1.Deployment) int64 { return int64(d.Status.UpdatedReplicas) }),
+			count("Available", "string", fieldDoc(appsv1.DeploymentStatus{}, "availableReplicas"), func(d *appsv1.Deployment) int64 { return int64(d.Status.AvailableReplicas) }),
+			ageColumn[*appsv1.Deployment](),
+		), templateColumns(func(d *appsv1.Deployment) *corev1.PodSpec { return &d.Spec.Template.Spec },
+			func(d *appsv1.Deployment) *metav1.LabelSelector { return d.Spec.Selector }, fieldDoc(appsv1.DeploymentSpec{}, "selector"))),
+		"replicasets.apps": printerOf(cols(nameColumn[*appsv1.ReplicaSet](),
+			count("Desired", "integer", fieldDoc(appsv1.ReplicaSetSpec{}, "replicas"), func(r *appsv1.ReplicaSet) int64 { return int64(ptrOr(r.Spec.Replicas, 1)) }),
+			count("Current", "integer", fieldDoc(appsv1.ReplicaSetStatus{}, "replicas"), func(r *appsv1.ReplicaSet) int64 { return int64(r.Status.Replicas) }),
+			count("Ready", "integer", fieldDoc(appsv1.ReplicaSetStatus{}, "readyReplicas"), func(r *appsv1.ReplicaSet) int64 { return int64(r.Status.ReadyReplicas) }),
+			ageColumn[*appsv1.ReplicaSet](),
+		), templateColumns(func(r *appsv1.ReplicaSet) *corev1.PodSpec { return &r.Spec.Template.Spec },
+			func(r *appsv1.ReplicaSet) *metav1.LabelSelector { return r.Spec.Selector }, fieldDoc(appsv1.ReplicaSetSpec{}, "selector"))),
+		"statefulsets.apps": printerOf(cols(nameColumn[*appsv1.StatefulSet](),
+			text("Ready", "Number of the pod with ready state", func(s *appsv1.StatefulSet) string {
+				return fmt.Sprintf("%d/%d", s.Status.ReadyReplicas, ptrOr(s.Spec.Replicas, 1))
+			}),
+			ageColumn[*appsv1.StatefulSet](),
+		), templateColumns(func(s *appsv1.StatefulSet) *corev1.PodSpec { return &s.Spec.Template.Spec }, nil, "")),
+		"daemonsets.apps": printerOf(cols(nameColumn[*appsv1.DaemonSet](),
+			count("Desired", "integer", fieldDoc(appsv1.DaemonSetStatus{}, "desiredNumberScheduled"), func(d *appsv1.DaemonSet) int64 { return int64(d.Status.DesiredNumberScheduled) }),
+			count("Current", "integer", fieldDoc(appsv1.DaemonSetStatus{}, "currentNumberScheduled"), func(d *appsv1.DaemonSet) int64 { return int64(d.Status.CurrentNumberScheduled) }),
+			count("Ready", "integer", fieldDoc(appsv1.DaemonSetStatus{}, "numberReady"), func(d *appsv1.DaemonSet) int64 { return int64(d.Status.NumberReady) }),
+			count("Up-to-date", "integer", fieldDoc(appsv1.DaemonSetStatus{}, "updatedNumberScheduled"), func(d *appsv1.DaemonSet) int64 { return int64(d.Status.UpdatedNumberScheduled) }),
+			count("Available", "integer", fieldDoc(appsv1.DaemonSetStatus{}, "numberAvailable"), func(d *appsv1.DaemonSet) int64 { return int64(d.Status.NumberAvailable) }),
+			text("Node Selector", fieldDoc(corev1.PodSpec{}, "nodeSelector"), func(d *appsv1.DaemonSet) string { return mapSelector(d.Spec.Template.Spec.NodeSelector) }),
+			ageColumn[*appsv1.DaemonSet](),
+		), templateColumns(func(d *appsv1.DaemonSet) *corev1.PodSpec { return &d.Spec.Template.Spec },
+			func(d *appsv1.DaemonSet) *metav1.LabelSelector { return d.Spec.Selector }, fieldDoc(appsv1.DaemonSetSpec{}, "selector"))),
+		"controllerrevisions.apps": printerOf(cols(nameColumn[*appsv1.ControllerRevision](),
+			text("Controller", "Controller of the object", controllerOf),
+			count("Revision", "integer", fieldDoc(appsv1.ControllerRevision{}, "revision"), func(c *appsv1.ControllerRevision) int64 { return c.Revision }),
+			ageColumn[*appsv1.ControllerRevision](),
+		)),
+		"jobs.batch": printerOf(cols(nameColumn[*batchv1.Job](),
+			text("Status", "Status of the job.", jobStatus),
+			text("Completions", fieldDoc(batchv1.JobStatus{}, "succeeded"), jobCompletions),
+			timed("Duration", "Time required to complete the job.", jobDuration),
+			ageColumn[*batchv1.Job](),
+		), templateColumns(func(j *batchv1.Job) *corev1.PodSpec { return &j.Spec.Template.Spec },
+			func(j *batchv1.Job) *metav1.LabelSelector { return j.Spec.Selector }, fieldDoc(batchv1.JobSpec{}, "selector"))),
+		"cronjobs.batch": printerOf(cols(nameColumn[*batchv1.CronJob](),
+			text("Schedule", fieldDoc(batchv1.CronJobSpec{}, "schedule"), func(c *batchv1.CronJob) string { return c.Spec.Schedule }),
+			text("Timezone", fieldDoc(batchv1.CronJobSpec{}, "timeZone"), func(c *batchv1.CronJob) string { return derefOr(c.Spec.TimeZone, "<none>") }),
+			column[*batchv1.CronJob]{def: col("Suspend", "boolean", 0, fieldDoc(batchv1.CronJobSpec{}, "suspend")), cell: func(c *batchv1.CronJob, _ time.Time) any { return cronSuspend(c) }},
+			count("Active", "integer", fieldDoc(batchv1.CronJobStatus{}, "active"), func(c *batchv1.CronJob) int64 { return int64(len(c.Status.Active)) }),
+			timed("Last Schedule", fieldDoc(batchv1.CronJobStatus{}, "lastScheduleTime"), func(c *batchv1.CronJob, now time.Time) string { return since(c.Status.LastScheduleTime, now) }),
+			ageColumn[*batchv1.CronJob](),
+		), templateColumns(func(c *batchv1.CronJob) *corev1.PodSpec { return &c.Spec.JobTemplate.Spec.Template.Spec },
+			func(c *batchv1.CronJob) *metav1.LabelSelector { return c.Spec.JobTemplate.Spec.Selector }, fieldDoc(batchv1.JobSpec{}, "selector"))),
+		"services": printerOf(cols(nameColumn[*corev1.Service](),
+			text("Type", fieldDoc(corev1.ServiceSpec{}, "type"), func(s *corev1.Service) string { return string(s.Spec.Type) }),
+			text("Cluster-IP", fieldDoc(corev1.ServiceSpec{}, "clusterIP"), func(s *corev1.Service) string { return orNone(s.Spec.ClusterIP) }),
+			text("External-IP", fieldDoc(corev1.ServiceSpec{}, "externalIPs"), serviceExternalIP),
+			text("Port(s)", fieldDoc(corev1.ServiceSpec{}, "ports"), servicePorts),
+			ageColumn[*corev1.Service](),
+			wide(text("Selector", fieldDoc(corev1.ServiceSpec{}, "selector"), func(s *corev1.Service) string { return mapSelector(s.Spec.Selector) })),
+		)),
+		"endpoints": printerOf(cols(nameColumn[*corev1.Endpoints](),
+			text("Endpoints", fieldDoc(corev1.Endpoints{}, "subsets"), endpointsAddresses),
+			ageColumn[*corev1.Endpoints](),
+		)),
+		"endpointslices.discovery.k8s.io": printerOf(cols(nameColumn[*discoveryv1.EndpointSlice](),
+			text("AddressType", fieldDoc(discoveryv1.EndpointSlice{}, "addressType"), func(e *discoveryv1.EndpointSlice) string { return string(e.AddressType) }),
+			text("Ports", fieldDoc(discoveryv1.EndpointSlice{}, "ports"), sliceTextPorts),
+			text("Endpoints", fieldDoc(discoveryv1.EndpointSlice{}, "endpoints"), sliceAddresses),
+			ageColumn[*discoveryv1.EndpointSlice](),
+		)),
+		"nodes": printerOf(cols(nameColumn[*corev1.Node](),
+			text("Status", "The status of the node", nodeStatus),
+			text("Roles", "The roles of the node", nodeRoles),
+			ageColumn[*corev1.Node](),
+			text("Version", fieldDoc(corev1.NodeSystemInfo{}, "kubeletVersion"), func(n *corev1.Node) string { return n.Status.NodeInfo.KubeletVersion }),
+			wide(text("Internal-IP", fieldDoc(corev1.NodeStatus{}, "addresses"), func(n *corev1.Node) string { return nodeAddress(n, corev1.NodeInternalIP) })),
+			wide(text("External-IP", fieldDoc(corev1.NodeStatus{}, "addresses"), func(n *corev1.Node) string { return nodeAddress(n, corev1.NodeExternalIP) })),
+			wide(text("OS-Image", fieldDoc(corev1.NodeSystemInfo{}, "osImage"), func(n *corev1.Node) string { return orUnknown(n.Status.NodeInfo.OSImage) })),
+			wide(text("Kernel-Version", fieldDoc(corev1.NodeSystemInfo{}, "kernelVersion"), func(n *corev1.Node) string { return orUnknown(n.Status.NodeInfo.KernelVersion) })),
+			wide(text("Container-Runtime", fieldDoc(corev1.NodeSystemInfo{}, "containerRuntimeVersion"), func(n *corev1.Node) string {
+				return orUnknown(n.Status.NodeInfo.ContainerRuntimeVersion)
+			})),
+		)),
+		"namespaces": printerOf(cols(nameColumn[*corev1.Namespace](),
+			text("Status", "The status of the namespace", func(n *corev1.Namespace) string { return string(n.Status.Phase) }),
+			ageColumn[*corev1.Namespace](),
+		)),
+		"configmaps": printerOf(cols(nameColumn[*corev1.ConfigMap](),
+			count("Data", "string", fieldDoc(corev1.ConfigMap{}, "data"), func(c *corev1.ConfigMap) int64 { return int64(len(c.Data) + len(c.BinaryData)) }),
+			ageColumn[*corev1.ConfigMap](),
+		)),
+		"secrets": printerOf(cols(nameColumn[*corev1.Secret](),
+			text("Type", fieldDoc(corev1.Secret{}, "type"), func(s *corev1.Secret) string { return string(s.Type) }),
+			count("Data", "string", fieldDoc(corev1.Secret{}, "data"), func(s *corev1.Secret) int64 { return int64(len(s.Data)) }),
+			ageColumn[*corev1.Secret](),
+		)),
+		"serviceaccounts": printerOf(cols(nameColumn[*corev1.ServiceAccount](),
+			count("Secrets", "string", fieldDoc(corev1.ServiceAccount{}, "secrets"), func(s *corev1.ServiceAccount) int64 { return int64(len(s.Secrets)) }),
+			ageColumn[*corev1.ServiceAccount](),
+		)),
+		"events": printerOf(cols(
+			timed("Last Seen", fieldDoc(corev1.Event{}, "lastTimestamp"), func(e *corev1.Event, now time.Time) string { return eventTime(e.LastTimestamp, e, now) }),
+			text("Type", fieldDoc(corev1.Event{}, "type"), func(e *corev1.Event) string { return e.Type }),
+			text("Reason", fieldDoc(corev1.Event{}, "reason"), func(e *corev1.Event) string { return e.Reason }),
+			text("Object", fieldDoc(corev1.Event{}, "involvedObject"), func(e *corev1.Event) string {
+				return strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name
+			}),
+			wide(text("Subobject", fieldDoc(corev1.ObjectReference{}, "fieldPath"), func(e *corev1.Event) string { return e.InvolvedObject.FieldPath })),
+			wide(text("Source", fieldDoc(corev1.Event{}, "source"), eventSource)),
+			text("Message", fieldDoc(corev1.Event{}, "message"), func(e *corev1.Event) string { return strings.TrimSpace(e.Message) }),
+			wide(timed("First Seen", fieldDoc(corev1.Event{}, "firstTimestamp"), func(e *corev1.Event, now time.Time) string { return eventTime(e.FirstTimestamp, e, now) })),
+			wide(count("Count", "string", fieldDoc(corev1.Event{}, "count"), func(e *corev1.Event) int64 { return int64(e.Count) })),
+			wide(nameColumn[*corev1.Event]()),
+		)),
+		"persistentvolumes": printerOf(cols(nameColumn[*corev1.PersistentVolume](),
+			text("Capacity", fieldDoc(corev1.PersistentVolumeSpec{}, "capacity"), func(p *corev1.PersistentVolume) string {
 				c := p.Spec.Capacity[corev1.ResourceStorage]
-				vm := "<unset>"
-				if p.Spec.VolumeMode != nil {
-					vm = string(*p.Spec.VolumeMode)
+				return c.String()
+			}),
+			text("Access Modes", fieldDoc(corev1.PersistentVolumeSpec{}, "accessModes"), func(p *corev1.PersistentVolume) string { return accessModes(p.Spec.AccessModes) }),
+			text("Reclaim Policy", fieldDoc(corev1.PersistentVolumeSpec{}, "persistentVolumeReclaimPolicy"), func(p *corev1.PersistentVolume) string {
+				return string(p.Spec.PersistentVolumeReclaimPolicy)
+			}),
+			text("Status", fieldDoc(corev1.PersistentVolumeStatus{}, "phase"), func(p *corev1.PersistentVolume) string { return string(p.Status.Phase) }),
+			text("Claim", fieldDoc(corev1.PersistentVolumeSpec{}, "claimRef"), func(p *corev1.PersistentVolume) string {
+				if p.Spec.ClaimRef == nil {
+					return ""
 				}
-				vac := "<unset>"
-				if p.Spec.VolumeAttributesClassName != nil {
-					vac = *p.Spec.VolumeAttributesClassName
+				return p.Spec.ClaimRef.Namespace + "/" + p.Spec.ClaimRef.Name
+			}),
+			text("StorageClass", "StorageClass of the pv", func(p *corev1.PersistentVolume) string { return p.Spec.StorageClassName }),
+			text("VolumeAttributesClass", fieldDoc(corev1.PersistentVolumeSpec{}, "volumeAttributesClassName"), func(p *corev1.PersistentVolume) string {
+				return derefOr(p.Spec.VolumeAttributesClassName, "<unset>")
+			}),
+			text("Reason", fieldDoc(corev1.PersistentVolumeStatus{}, "reason"), func(p *corev1.PersistentVolume) string { return p.Status.Reason }),
+			ageColumn[*corev1.PersistentVolume](),
+			wide(text("VolumeMode", fieldDoc(corev1.PersistentVolumeSpec{}, "volumeMode"), func(p *corev1.PersistentVolume) string { return volumeMode(p.Spec.VolumeMode) })),
+		)),
+		"persistentvolumeclaims": printerOf(cols(nameColumn[*corev1.PersistentVolumeClaim](),
+			text("Status", fieldDoc(corev1.PersistentVolumeClaimStatus{}, "phase"), func(p *corev1.PersistentVolumeClaim) string { return string(p.Status.Phase) }),
+			text("Volume", fieldDoc(corev1.PersistentVolumeClaimSpec{}, "volumeName"), func(p *corev1.PersistentVolumeClaim) string { return p.Spec.VolumeName }),
+			text("Capacity", fieldDoc(corev1.PersistentVolumeClaimStatus{}, "capacity"), func(p *corev1.PersistentVolumeClaim) string {
+				if p.Spec.VolumeName == "" {
+					return ""
 				}
-				return []any{p.Name, c.String(), accessModes(p.Spec.AccessModes), string(p.Spec.PersistentVolumeReclaimPolicy),
-					string(p.Status.Phase), claim, p.Spec.StorageClassName, vac, p.Status.Reason, age(p, now), vm}
-			},
-		},
-		"persistentvolumeclaims": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Status", "string", 0, corev1.PersistentVolumeClaimStatus{}.SwaggerDoc()["phase"]),
-				col("Volume", "string", 0, corev1.PersistentVolumeClaimSpec{}.SwaggerDoc()["volumeName"]),
-				col("Capacity", "string", 0, corev1.PersistentVolumeClaimStatus{}.SwaggerDoc()["capacity"]),
-				col("Access Modes", "string", 0, corev1.PersistentVolumeClaimStatus{}.SwaggerDoc()["accessModes"]),
-				col("StorageClass", "string", 0, "StorageClass of the pvc"),
-				col("VolumeAttributesClass", "string", 0, corev1.PersistentVolumeClaimSpec{}.SwaggerDoc()["volumeAttributesClassName"]),
-				cAge,
-				col("VolumeMode", "string", 1, corev1.PersistentVolumeClaimSpec{}.SwaggerDoc()["volumeMode"]),
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				p := o.(*corev1.PersistentVolumeClaim)
-				capacity, modes := "", ""
-				if p.Spec.VolumeName != "" {
-					q := p.Status.Capacity[corev1.ResourceStorage]
-					capacity = q.String()
-					modes = accessModes(p.Status.AccessModes)
+				q := p.Status.Capacity[corev1.ResourceStorage]
+				return q.String()
+			}),
+			text("Access Modes", fieldDoc(corev1.PersistentVolumeClaimStatus{}, "accessModes"), func(p *corev1.PersistentVolumeClaim) string {
+				if p.Spec.VolumeName == "" {
+					return ""
 				}
-				sc := ""
-				if p.Spec.StorageClassName != nil {
-					sc = *p.Spec.StorageClassName
+				return accessModes(p.Status.AccessModes)
+			}),
+			text("StorageClass", "StorageClass of the pvc", func(p *corev1.PersistentVolumeClaim) string { return derefOr(p.Spec.StorageClassName, "") }),
+			text("VolumeAttributesClass", fieldDoc(corev1.PersistentVolumeClaimSpec{}, "volumeAttributesClassName"), func(p *corev1.PersistentVolumeClaim) string {
+				return derefOr(p.Spec.VolumeAttributesClassName, "<unset>")
+			}),
+			ageColumn[*corev1.PersistentVolumeClaim](),
+			wide(text("VolumeMode", fieldDoc(corev1.PersistentVolumeClaimSpec{}, "volumeMode"), func(p *corev1.PersistentVolumeClaim) string { return volumeMode(p.Spec.VolumeMode) })),
+		)),
+		"poddisruptionbudgets.policy": printerOf(cols(nameColumn[*policyv1.PodDisruptionBudget](),
+			text("Min Available", fieldDoc(policyv1.PodDisruptionBudgetSpec{}, "minAvailable"), func(p *policyv1.PodDisruptionBudget) string { return intOrStringOr(p.Spec.MinAvailable, "N/A") }),
+			text("Max Unavailable", fieldDoc(policyv1.PodDisruptionBudgetSpec{}, "maxUnavailable"), func(p *policyv1.PodDisruptionBudget) string { return intOrStringOr(p.Spec.MaxUnavailable, "N/A") }),
+			count("Allowed Disruptions", "integer", fieldDoc(policyv1.PodDisruptionBudgetStatus{}, "disruptionsAllowed"), func(p *policyv1.PodDisruptionBudget) int64 {
+				return int64(p.Status.DisruptionsAllowed)
+			}),
+			ageColumn[*policyv1.PodDisruptionBudget](),
+		)),
+		"horizontalpodautoscalers.autoscaling": printerOf(cols(nameColumn[*autoscalingv2.HorizontalPodAutoscaler](),
+			text("Reference", fieldDoc(autoscalingv2.HorizontalPodAutoscalerSpec{}, "scaleTargetRef"), func(h *autoscalingv2.HorizontalPodAutoscaler) string {
+				return h.Spec.ScaleTargetRef.Kind + "/" + h.Spec.ScaleTargetRef.Name
+			}),
+			text("Targets", fieldDoc(autoscalingv2.HorizontalPodAutoscalerSpec{}, "metrics"), hpaTargets),
+			text("MinPods", fieldDoc(autoscalingv2.HorizontalPodAutoscalerSpec{}, "minReplicas"), func(h *autoscalingv2.HorizontalPodAutoscaler) string {
+				if h.Spec.MinReplicas == nil {
+					return "<unset>"
 				}
-				vm := "<unset>"
-				if p.Spec.VolumeMode != nil {
-					vm = string(*p.Spec.VolumeMode)
-				}
-				vac := "<unset>"
-				if p.Spec.VolumeAttributesClassName != nil {
-					vac = *p.Spec.VolumeAttributesClassName
-				}
-				return []any{p.Name, string(p.Status.Phase), p.Spec.VolumeName, capacity, modes, sc, vac, age(p, now), vm}
-			},
-		},
-		"poddisruptionbudgets.policy": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Min Available", "string", 0, policyv1.PodDisruptionBudgetSpec{}.SwaggerDoc()["minAvailable"]),
-				col("Max Unavailable", "string", 0, policyv1.PodDisruptionBudgetSpec{}.SwaggerDoc()["maxUnavailable"]),
-				col("Allowed Disruptions", "integer", 0, policyv1.PodDisruptionBudgetStatus{}.SwaggerDoc()["disruptionsAllowed"]),
-				cAge,
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				p := o.(*policyv1.PodDisruptionBudget)
-				minA, maxU := "N/A", "N/A"
-				if p.Spec.MinAvailable != nil {
-					minA = p.Spec.MinAvailable.String()
-				}
-				if p.Spec.MaxUnavailable != nil {
-					maxU = p.Spec.MaxUnavailable.String()
-				}
-				return []any{p.Name, minA, maxU, int64(p.Status.DisruptionsAllowed), age(p, now)}
-			},
-		},
-		"horizontalpodautoscalers.autoscaling": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Reference", "string", 0, autoscalingv2.HorizontalPodAutoscalerSpec{}.SwaggerDoc()["scaleTargetRef"]),
-				col("Targets", "string", 0, autoscalingv2.HorizontalPodAutoscalerSpec{}.SwaggerDoc()["metrics"]),
-				col("MinPods", "string", 0, autoscalingv2.HorizontalPodAutoscalerSpec{}.SwaggerDoc()["minReplicas"]),
-				col("MaxPods", "string", 0, autoscalingv2.HorizontalPodAutoscalerSpec{}.SwaggerDoc()["maxReplicas"]),
-				col("Replicas", "string", 0, autoscalingv2.HorizontalPodAutoscalerStatus{}.SwaggerDoc()["currentReplicas"]),
-				cAge,
-			},
-			row: func(o runtime.Object, now time.Time) []any {
-				h := o.(*autoscalingv2.HorizontalPodAutoscaler)
-				ref := h.Spec.ScaleTargetRef.Kind + "/" + h.Spec.ScaleTargetRef.Name
-				minP := "<unset>"
-				if h.Spec.MinReplicas != nil {
-					minP = strconv.Itoa(int(*h.Spec.MinReplicas))
-				}
-				return []any{h.Name, ref, hpaTargets(h), minP, int64(h.Spec.MaxReplicas), int64(h.Status.CurrentReplicas), age(h, now)}
-			},
-		},
-		"leases.coordination.k8s.io": {
-			cols: []metav1.TableColumnDefinition{cName, col("Holder", "string", 0, coordinationv1.LeaseSpec{}.SwaggerDoc()["holderIdentity"]), cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				l := o.(*coordinationv1.Lease)
-				h := ""
-				if l.Spec.HolderIdentity != nil {
-					h = *l.Spec.HolderIdentity
-				}
-				return []any{l.Name, h, age(l, now)}
-			},
-		},
-		"rolebindings.rbac.authorization.k8s.io": {
-			cols: []metav1.TableColumnDefinition{cName, col("Role", "string", 0, rbacv1.RoleBinding{}.SwaggerDoc()["roleRef"]), cAge,
-				col("Users", "string", 1, "Users in the roleBinding"), col("Groups", "string", 1, "Groups in the roleBinding"),
-				col("ServiceAccounts", "string", 1, "ServiceAccounts in the roleBinding")},
-			row: func(o runtime.Object, now time.Time) []any {
-				b := o.(*rbacv1.RoleBinding)
-				u, g, sa := subjects(b.Subjects)
-				return []any{b.Name, b.RoleRef.Kind + "/" + b.RoleRef.Name, age(b, now), u, g, sa}
-			},
-		},
-		"clusterrolebindings.rbac.authorization.k8s.io": {
-			cols: []metav1.TableColumnDefinition{cName, col("Role", "string", 0, rbacv1.ClusterRoleBinding{}.SwaggerDoc()["roleRef"]), cAge,
-				col("Users", "string", 1, "Users in the clusterRoleBinding"), col("Groups", "string", 1, "Groups in the clusterRoleBinding"),
-				col("ServiceAccounts", "string", 1, "ServiceAccounts in the clusterRoleBinding")},
-			row: func(o runtime.Object, now time.Time) []any {
-				b := o.(*rbacv1.ClusterRoleBinding)
-				u, g, sa := subjects(b.Subjects)
-				return []any{b.Name, b.RoleRef.Kind + "/" + b.RoleRef.Name, age(b, now), u, g, sa}
-			},
-		},
-		"storageclasses.storage.k8s.io": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Provisioner", "string", 0, storagev1.StorageClass{}.SwaggerDoc()["provisioner"]),
-				col("ReclaimPolicy", "string", 0, storagev1.StorageClass{}.SwaggerDoc()["reclaimPolicy"]),
-				col("VolumeBindingMode", "string", 0, storagev1.StorageClass{}.SwaggerDoc()["volumeBindingMode"]),
-				col("AllowVolumeExpansion", "string", 0, storagev1.StorageClass{}.SwaggerDoc()["allowVolumeExpansion"]),
-				cAge},
-			row: func(o runtime.Object, now time.Time) []any {
-				s := o.(*storagev1.StorageClass)
-				name := s.Name
+				return strconv.Itoa(int(*h.Spec.MinReplicas))
+			}),
+			count("MaxPods", "string", fieldDoc(autoscalingv2.HorizontalPodAutoscalerSpec{}, "maxReplicas"), func(h *autoscalingv2.HorizontalPodAutoscaler) int64 { return int64(h.Spec.MaxReplicas) }),
+			count("Replicas", "string", fieldDoc(autoscalingv2.HorizontalPodAutoscalerStatus{}, "currentReplicas"), func(h *autoscalingv2.HorizontalPodAutoscaler) int64 {
+				return int64(h.Status.CurrentReplicas)
+			}),
+			ageColumn[*autoscalingv2.HorizontalPodAutoscaler](),
+		)),
+		"leases.coordination.k8s.io": printerOf(cols(nameColumn[*coordinationv1.Lease](),
+			text("Holder", fieldDoc(coordinationv1.LeaseSpec{}, "holderIdentity"), func(l *coordinationv1.Lease) string { return derefOr(l.Spec.HolderIdentity, "") }),
+			ageColumn[*coordinationv1.Lease](),
+		)),
+		"rolebindings.rbac.authorization.k8s.io": printerOf(cols(nameColumn[*rbacv1.RoleBinding](),
+			text("Role", fieldDoc(rbacv1.RoleBinding{}, "roleRef"), func(b *rbacv1.RoleBinding) string { return b.RoleRef.Kind + "/" + b.RoleRef.Name }),
+			ageColumn[*rbacv1.RoleBinding](),
+		), subjectColumns("roleBinding", func(b *rbacv1.RoleBinding) []rbacv1.Subject { return b.Subjects })),
+		"clusterrolebindings.rbac.authorization.k8s.io": printerOf(cols(nameColumn[*rbacv1.ClusterRoleBinding](),
+			text("Role", fieldDoc(rbacv1.ClusterRoleBinding{}, "roleRef"), func(b *rbacv1.ClusterRoleBinding) string { return b.RoleRef.Kind + "/" + b.RoleRef.Name }),
+			ageColumn[*rbacv1.ClusterRoleBinding](),
+		), subjectColumns("clusterRoleBinding", func(b *rbacv1.ClusterRoleBinding) []rbacv1.Subject { return b.Subjects })),
+		"storageclasses.storage.k8s.io": printerOf(cols(
+			column[*storagev1.StorageClass]{def: cName, cell: func(s *storagev1.StorageClass, _ time.Time) any {
 				if s.Annotations["storageclass.kubernetes.io/is-default-class"] == "true" {
-					name += " (default)"
+					return s.Name + " (default)"
 				}
-				rp, bm := "Delete", "Immediate"
-				if s.ReclaimPolicy != nil {
-					rp = string(*s.ReclaimPolicy)
+				return s.Name
+			}},
+			text("Provisioner", fieldDoc(storagev1.StorageClass{}, "provisioner"), func(s *storagev1.StorageClass) string { return s.Provisioner }),
+			text("ReclaimPolicy", fieldDoc(storagev1.StorageClass{}, "reclaimPolicy"), func(s *storagev1.StorageClass) string {
+				if s.ReclaimPolicy == nil {
+					return "Delete"
 				}
-				if s.VolumeBindingMode != nil {
-					bm = string(*s.VolumeBindingMode)
+				return string(*s.ReclaimPolicy)
+			}),
+			text("VolumeBindingMode", fieldDoc(storagev1.StorageClass{}, "volumeBindingMode"), func(s *storagev1.StorageClass) string {
+				if s.VolumeBindingMode == nil {
+					return "Immediate"
 				}
-				return []any{name, s.Provisioner, rp, bm, s.AllowVolumeExpansion != nil && *s.AllowVolumeExpansion, age(s, now)}
-			},
-		},
-		"priorityclasses.scheduling.k8s.io": {
-			cols: []metav1.TableColumnDefinition{cName,
-				col("Value", "integer", 0, schedulingv1.PriorityClass{}.SwaggerDoc()["value"]),
-				col("Global-Default", "boolean", 0, schedulingv1.PriorityClass{}.SwaggerDoc()["globalDefault"]),
-				cAge,
-				col("PreemptionPolicy", "string", 0, schedulingv1.PriorityClass{}.SwaggerDoc()["preemptionPolicy"])},
-			row: func(o runtime.Object, now time.Time) []any {
-				p := o.(*schedulingv1.PriorityClass)
-				pp := ""
-				if p.PreemptionPolicy != nil {
-					pp = string(*p.PreemptionPolicy)
+				return string(*s.VolumeBindingMode)
+			}),
+			boolColumn("AllowVolumeExpansion", "string", fieldDoc(storagev1.StorageClass{}, "allowVolumeExpansion"), func(s *storagev1.StorageClass) bool {
+				return s.AllowVolumeExpansion != nil && *s.AllowVolumeExpansion
+			}),
+			ageColumn[*storagev1.StorageClass](),
+		)),
+		"priorityclasses.scheduling.k8s.io": printerOf(cols(nameColumn[*schedulingv1.PriorityClass](),
+			count("Value", "integer", fieldDoc(schedulingv1.PriorityClass{}, "value"), func(p *schedulingv1.PriorityClass) int64 { return int64(p.Value) }),
+			boolColumn("Global-Default", "boolean", fieldDoc(schedulingv1.PriorityClass{}, "globalDefault"), func(p *schedulingv1.PriorityClass) bool { return p.GlobalDefault }),
+			ageColumn[*schedulingv1.PriorityClass](),
+			text("PreemptionPolicy", fieldDoc(schedulingv1.PriorityClass{}, "preemptionPolicy"), func(p *schedulingv1.PriorityClass) string {
+				if p.PreemptionPolicy == nil {
+					return ""
 				}
-				return []any{p.Name, int64(p.Value), p.GlobalDefault, age(p, now), pp}
-			},
-		},
+				return string(*p.PreemptionPolicy)
+			}),
+		)),
 	}
+}
+
+// Cells computed from more than one field.
+
+func containerNames(cs []corev1.Container) string {
+	n := make([]string, len(cs))
+	for i, c := range cs {
+		n[i] = c.Name
+	}
+	return strings.Join(n, ",")
+}
+
+func containerImages(cs []corev1.Container) string {
+	n := make([]string, len(cs))
+	for i, c := range cs {
+		n[i] = c.Image
+	}
+	return strings.Join(n, ",")
+}
+
+func derefOr[T ~string](p *T, def string) string {
+	if p == nil {
+		return def
+	}
+	return string(*p)
+}
+
+func intOrStringOr(v *intstr.IntOrString, def string) string {
+	if v == nil {
+		return def
+	}
+	return v.String()
+}
+
+func volumeMode(m *corev1.PersistentVolumeMode) string { return derefOr(m, "<unset>") }
+
+func readinessGates(p *corev1.Pod) string {
+	n := len(p.Spec.ReadinessGates)
+	if n == 0 {
+		return "<none>"
+	}
+	ok := 0
+	for _, g := range p.Spec.ReadinessGates {
+		for _, c := range p.Status.Conditions {
+			if c.Type == g.ConditionType && c.Status == corev1.ConditionTrue {
+				ok++
+			}
+		}
+	}
+	return fmt.Sprintf("%d/%d", ok, n)
+}
+
+func controllerOf(c *appsv1.ControllerRevision) string {
+	ref := metav1.GetControllerOf(c)
+	if ref == nil {
+		return "<none>"
+	}
+	return strings.ToLower(ref.Kind) + "." + strings.Split(ref.APIVersion, "/")[0] + "/" + ref.Name
+}
+
+func jobCompletions(j *batchv1.Job) string {
+	if j.Spec.Completions == nil && j.Spec.Parallelism != nil && *j.Spec.Parallelism > 1 {
+		return fmt.Sprintf("%d/1 of %d", j.Status.Succeeded, *j.Spec.Parallelism)
+	}
+	return fmt.Sprintf("%d/%d", j.Status.Succeeded, ptrOr(j.Spec.Completions, 1))
+}
+
+func jobDuration(j *batchv1.Job, now time.Time) string {
+	switch {
+	case j.Status.StartTime == nil:
+		return ""
+	case j.Status.CompletionTime == nil:
+		return duration.HumanDuration(now.Sub(j.Status.StartTime.Time))
+	default:
+		return duration.HumanDuration(j.Status.CompletionTime.Sub(j.Status.StartTime.Time))
+	}
+}
+
+func jobStatus(j *batchv1.Job) string {
+	if j.DeletionTimestamp != nil {
+		return "Terminating"
+	}
+	status := "Running"
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			status = "Complete"
+		case batchv1.JobFailed:
+			status = "Failed"
+		case batchv1.JobSuspended:
+			status = "Suspended"
+		case batchv1.JobFailureTarget:
+			status = "FailureTarget"
+		case batchv1.JobSuccessCriteriaMet:
+			status = "SuccessCriteriaMet"
+		}
+	}
+	return status
+}
+
+func cronSuspend(c *batchv1.CronJob) string {
+	switch {
+	case c.Spec.Suspend == nil:
+		return "<unset>"
+	case *c.Spec.Suspend:
+		return "True"
+	default:
+		return "False"
+	}
+}
+
+func serviceExternalIP(s *corev1.Service) string {
+	switch s.Spec.Type {
+	case corev1.ServiceTypeExternalName:
+		return s.Spec.ExternalName
+	case corev1.ServiceTypeLoadBalancer:
+		var ips []string
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			if in.IP != "" {
+				ips = append(ips, in.IP)
+			} else if in.Hostname != "" {
+				ips = append(ips, in.Hostname)
+			}
+		}
+		ips = append(ips, s.Spec.ExternalIPs...)
+		if len(ips) == 0 {
+			return "<pending>"
+		}
+		return strings.Join(ips, ",")
+	}
+	if len(s.Spec.ExternalIPs) > 0 {
+		return strings.Join(s.Spec.ExternalIPs, ",")
+	}
+	return "<none>"
+}
+
+func servicePorts(s *corev1.Service) string {
+	var ports []string
+	for _, p := range s.Spec.Ports {
+		pp := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+		if p.NodePort > 0 {
+			pp = fmt.Sprintf("%d:%d/%s", p.Port, p.NodePort, p.Protocol)
+		}
+		ports = append(ports, pp)
+	}
+	if len(ports) == 0 {
+		return "<none>"
+	}
+	return strings.Join(ports, ",")
+}
+
+// firstThree joins up to three items and counts the rest, as kubectl
+// shows endpoints.
+func firstThree(items []string, none string) string {
+	switch {
+	case len(items) > 3:
+		return strings.Join(items[:3], ",") + fmt.Sprintf(" + %d more...", len(items)-3)
+	case len(items) > 0:
+		return strings.Join(items, ",")
+	}
+	return none
+}
+
+func endpointsAddresses(e *corev1.Endpoints) string {
+	var eps []string
+	for _, ss := range e.Subsets {
+		for _, a := range ss.Addresses {
+			if len(ss.Ports) == 0 {
+				eps = append(eps, a.IP)
+			}
+			for _, p := range ss.Ports {
+				eps = append(eps, fmt.Sprintf("%s:%d", a.IP, p.Port))
+			}
+		}
+	}
+	return firstThree(eps, "<none>")
+}
+
+func sliceTextPorts(e *discoveryv1.EndpointSlice) string {
+	var ports []string
+	for _, p := range e.Ports {
+		if p.Port != nil {
+			ports = append(ports, strconv.Itoa(int(*p.Port)))
+		}
+	}
+	if len(ports) == 0 {
+		return "<unset>"
+	}
+	return strings.Join(ports, ",")
+}
+
+func sliceAddresses(e *discoveryv1.EndpointSlice) string {
+	var addrs []string
+	for _, ep := range e.Endpoints {
+		addrs = append(addrs, ep.Addresses...)
+	}
+	return firstThree(addrs, "<unset>")
+}
+
+func nodeStatus(n *corev1.Node) string {
+	ready := "Unknown"
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			if c.Status == corev1.ConditionTrue {
+				ready = "Ready"
+			} else {
+				ready = "NotReady"
+			}
+		}
+	}
+	if n.Spec.Unschedulable {
+		return ready + ",SchedulingDisabled"
+	}
+	return ready
+}
+
+func nodeRoles(n *corev1.Node) string {
+	var roles []string
+	for k, v := range n.Labels {
+		switch {
+		case strings.HasPrefix(k, "node-role.kubernetes.io/"):
+			if r := strings.TrimPrefix(k, "node-role.kubernetes.io/"); r != "" {
+				roles = append(roles, r)
+			}
+		case k == "kubernetes.io/role" && v != "":
+			roles = append(roles, v)
+		}
+	}
+	if len(roles) == 0 {
+		return "<none>"
+	}
+	sort.Strings(roles)
+	return strings.Join(roles, ",")
+}
+
+func nodeAddress(n *corev1.Node, t corev1.NodeAddressType) string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == t {
+			return a.Address
+		}
+	}
+	return "<none>"
+}
+
+// eventTime is an event's first or last timestamp, falling back to its
+// eventTime (events.k8s.io events), as an age.
+func eventTime(t metav1.Time, e *corev1.Event, now time.Time) string {
+	if t.IsZero() {
+		t = metav1.NewTime(e.EventTime.Time)
+	}
+	return since(&t, now)
+}
+
+func eventSource(e *corev1.Event) string {
+	if e.Source.Host != "" {
+		return e.Source.Component + ", " + e.Source.Host
+	}
+	return e.Source.Component
+}
+
+// subjectColumns are the wide USERS, GROUPS and SERVICEACCOUNTS columns of
+// a role binding kind (what is "roleBinding" or "clusterRoleBinding").
+func subjectColumns[T any](what string, subjects func(T) []rbacv1.Subject) []column[T] {
+	of := func(kind string) func(T) string {
+		return func(b T) string {
+			var out []string
+			for _, s := range subjects(b) {
+				if s.Kind != kind {
+					continue
+				}
+				if kind == rbacv1.ServiceAccountKind {
+					out = append(out, s.Namespace+"/"+s.Name)
+				} else {
+					out = append(out, s.Name)
+				}
+			}
+			return strings.Join(out, ", ")
+		}
+	}
+	return cols(
+		wide(text("Users", "Users in the "+what, of(rbacv1.UserKind))),
+		wide(text("Groups", "Groups in the "+what, of(rbacv1.GroupKind))),
+		wide(text("ServiceAccounts", "ServiceAccounts in the "+what, of(rbacv1.ServiceAccountKind))),
+	)
 }
 
 func orUnknown(s string) string {
@@ -814,21 +743,6 @@ func accessModes(ms []corev1.PersistentVolumeAccessMode) string {
 		}
 	}
 	return strings.Join(out, ",")
-}
-
-func subjects(ss []rbacv1.Subject) (string, string, string) {
-	var u, g, sa []string
-	for _, s := range ss {
-		switch s.Kind {
-		case rbacv1.UserKind:
-			u = append(u, s.Name)
-		case rbacv1.GroupKind:
-			g = append(g, s.Name)
-		case rbacv1.ServiceAccountKind:
-			sa = append(sa, s.Namespace+"/"+s.Name)
-		}
-	}
-	return strings.Join(u, ", "), strings.Join(g, ", "), strings.Join(sa, ", ")
 }
 
 func hpaTargets(h *autoscalingv2.HorizontalPodAutoscaler) string {

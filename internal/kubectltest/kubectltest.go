@@ -1,13 +1,18 @@
-// Package kubectltest gives tests the kubectl binaries the API server is
+// Package kubectltest gives tests the kubectl binaries that tugboat is
 // tested with: the kubectl installed on the machine (/usr/bin/kubectl,
 // v1.32 here) and the newest kubectl, built from the tools module
 // internal/tools/kubectl (k8s.io/kubectl at the version matching tugboat's
-// k8s.io modules).
+// k8s.io modules). The API server's kubectl sessions
+// (orchestrator/apiserver) and the end-to-end walk-throughs
+// (internal/e2e) run with both.
 //
 // The newest kubectl is built once with `go build` and cached under
 // os.UserCacheDir()/tugboat, keyed by a hash of the tools module's go.mod,
 // go.sum and main.go, so reruns and other test packages reuse it. A cold
 // build needs the Go module proxy and takes minutes; a warm one is a stat.
+// Test binaries of several packages that ask at the same time (go test
+// runs packages in parallel) share one build: the first takes a lock file
+// next to the cached binary and the others wait for it.
 // $TUGBOAT_KUBECTL_NEWEST overrides the build with a prebuilt binary.
 package kubectltest
 
@@ -22,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,7 +62,7 @@ func Binaries(t testing.TB) []Binary {
 // user cache directory if needed.
 //
 // $TUGBOAT_KUBECTL_NEWEST, when set, names a prebuilt binary to use
-// instead (CI builds it in an earlier step).
+// instead (for example one built in an earlier CI step).
 func Newest(t testing.TB) (string, error) {
 	t.Helper()
 	if p := os.Getenv("TUGBOAT_KUBECTL_NEWEST"); p != "" {
@@ -87,29 +93,77 @@ func Newest(t testing.TB) (string, error) {
 		return "", fmt.Errorf("kubectltest: %w", err)
 	}
 	out := filepath.Join(cache, "tugboat", "kubectl-"+hex.EncodeToString(h.Sum(nil))[:16], "kubectl")
-	if fi, err := os.Stat(out); err == nil && fi.Mode().IsRegular() {
-		return out, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", fmt.Errorf("kubectltest: %w", err)
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build",
-		"-ldflags", "-X k8s.io/component-base/version.gitVersion="+version, "-o", tmp, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("kubectltest: go build in %s: %w\n%s", dir, err, b)
+	built, err := buildOnce(ctx, out, func(ctx context.Context, tmp string) error {
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, "go", "build",
+			"-ldflags", "-X k8s.io/component-base/version.gitVersion="+version, "-o", tmp, ".")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build in %s: %w\n%s", dir, err, b)
+		}
+		t.Logf("built kubectl %s in %s", version, time.Since(start).Round(time.Second))
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
-	t.Logf("built kubectl %s in %s", version, time.Since(start).Round(time.Second))
-	if err := os.Rename(tmp, out); err != nil {
-		return "", fmt.Errorf("kubectltest: %w", err)
+	if !built {
+		t.Logf("kubectl %s from the cache: %s", version, out)
 	}
 	return out, nil
+}
+
+// buildOnce makes the file out with build unless it exists, and reports
+// whether it built it. build writes a temporary file that is renamed to
+// out when it succeeds. An exclusive lock on out+".lock" serialises
+// builders, also across processes, so a binary is built once while the
+// others wait and then find it.
+func buildOnce(ctx context.Context, out string, build func(ctx context.Context, tmp string) error) (bool, error) {
+	if fi, err := os.Stat(out); err == nil && fi.Mode().IsRegular() {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return false, fmt.Errorf("kubectltest: %w", err)
+	}
+	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return false, fmt.Errorf("kubectltest: %w", err)
+	}
+	defer lock.Close() // releases the lock
+	if err := flock(ctx, lock); err != nil {
+		return false, fmt.Errorf("kubectltest: lock %s: %w", lock.Name(), err)
+	}
+	if fi, err := os.Stat(out); err == nil && fi.Mode().IsRegular() {
+		return false, nil // built by whoever held the lock
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	if err := build(ctx, tmp); err != nil {
+		_ = os.Remove(tmp)
+		return false, fmt.Errorf("kubectltest: %w", err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		_ = os.Remove(tmp)
+		return false, fmt.Errorf("kubectltest: %w", err)
+	}
+	return true, nil
+}
+
+// flock takes an exclusive lock on f, polling so that ctx can end the wait.
+func flock(ctx context.Context, f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // kubectlVersion turns the k8s.io/kubectl module version in go.mod
