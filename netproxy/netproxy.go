@@ -41,6 +41,10 @@ type Config struct {
 	// Cgroup is the cgroup v2 directory whose processes the eBPF programs
 	// serve. eBPF mode needs it; it is never chosen implicitly.
 	Cgroup string
+	// ServeHost allows Cgroup to be the root of the cgroup v2 hierarchy
+	// (see [bpf.Config.ServeHost]): the host's own processes are served,
+	// as kube-proxy and Cilium do on a node.
+	ServeHost bool
 	// PinPath is a bpffs directory for the pinned maps and links (eBPF
 	// mode); empty disables pinning.
 	PinPath string
@@ -121,7 +125,7 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	if cfg.Mode == ModeAuto || cfg.Mode == ModeEBPF {
 		reason = EBPFAvailable(cfg)
 		if reason == nil {
-			lb, err := bpf.Open(ctx, bpf.Config{Cgroup: cfg.Cgroup, PinPath: cfg.PinPath, Logger: log})
+			lb, err := bpf.Open(ctx, bpf.Config{Cgroup: cfg.Cgroup, ServeHost: cfg.ServeHost, PinPath: cfg.PinPath, Logger: log})
 			if err == nil {
 				p.lb, p.mode = lb, ModeEBPF
 			} else {

@@ -11,24 +11,24 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/tugboatdev/tugboat/internal/kubectltest"
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/netproxy"
 	"github.com/tugboatdev/tugboat/orchestrator/cluster"
 )
 
-const kubectlPath = "/usr/bin/kubectl"
-
 // manifestsDir holds the seeds' manifests, relative to this package.
 const manifestsDir = "../../examples/manifests"
 
-// env is the one cluster the walk-throughs share.
-type env struct {
+// shared is the one cluster the walk-throughs share.
+type shared struct {
 	cfg  cluster.Config
 	c    *cluster.Cluster
 	reg  string // host:port of the demo registry
@@ -36,6 +36,43 @@ type env struct {
 	// hostCg is a cgroup under the proxy's cgroup in which the test's
 	// "host" clients run, so the eBPF proxy serves them.
 	hostCg string
+
+	// nodeLabel serialises the walk-throughs' edits of the node's labels.
+	nodeLabel sync.Mutex
+	mu        sync.Mutex
+	exclusive map[string]*sync.Mutex // by walk-through name
+}
+
+// lock takes the lock named name, so that the walk-throughs of that name
+// (one per kubectl binary) run one at a time, and returns its unlock.
+func (s *shared) lock(name string) func() {
+	s.mu.Lock()
+	if s.exclusive == nil {
+		s.exclusive = map[string]*sync.Mutex{}
+	}
+	m := s.exclusive[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.exclusive[name] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// env is what one walk-through works with: the shared cluster and one
+// kubectl binary. Every binary runs every walk-through, in namespaces
+// named after the binary.
+type env struct {
+	*shared
+	bin kubectltest.Binary
+	// nodePort is the seeds' NodePort (32600) moved for this binary, so
+	// that both binaries' nginx Services can exist at once.
+	nodePort int
+	// waitDelete makes the walk-through's namespaces be deleted
+	// completely when it ends, before the next one may start (for
+	// walk-throughs that run one at a time).
+	waitDelete bool
 }
 
 // needPrerequisites skips (outside CI) or fails (in CI) without root,
@@ -45,7 +82,7 @@ func needPrerequisites(t *testing.T) {
 	testenv.NeedRoot(t)
 	testenv.NeedCommand(t, "containerd")
 	testenv.NeedCommand(t, "runc")
-	testenv.NeedCommand(t, kubectlPath)
+	testenv.NeedCommand(t, kubectltest.Installed)
 	testenv.NeedCommand(t, "/usr/lib/cni/bridge")
 	testenv.NeedCommand(t, "/bin/busybox")
 	_, err := os.Stat(filepath.Join(cluster.CgroupV2Root, "cgroup.procs"))
@@ -56,7 +93,7 @@ func needPrerequisites(t *testing.T) {
 // startCluster runs a cluster on real containerd for the whole test and
 // purges it (pods, containerd namespace, bridge, routes, cgroups, data)
 // when the test ends, whether it passed or not.
-func startCluster(t *testing.T) *env {
+func startCluster(t *testing.T) *shared {
 	t.Helper()
 	sfx := fmt.Sprintf("%04x", os.Getpid()&0xffff)
 	dir, err := os.MkdirTemp("", "tbe2e")
@@ -70,7 +107,7 @@ func startCluster(t *testing.T) *env {
 	} else {
 		ln.Close()
 	}
-	e := &env{cfg: cluster.Config{
+	e := &shared{cfg: cluster.Config{
 		DataDir:             filepath.Join(dir, "d"),
 		NodeName:            "e2e-" + sfx,
 		ContainerdNamespace: "tbe2e-" + sfx,
@@ -132,11 +169,11 @@ func startCluster(t *testing.T) *env {
 }
 
 // image names a demo image ("web:1.0", "busybox:1.35") in the registry.
-func (e *env) image(nameTag string) string { return e.reg + "/demo/" + nameTag }
+func (e *shared) image(nameTag string) string { return e.reg + "/demo/" + nameTag }
 
 // manifest reads a file of examples/manifests with its image names
 // pointed at the test's registry.
-func (e *env) manifest(t *testing.T, file string) string {
+func (e *shared) manifest(t *testing.T, file string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(manifestsDir, file))
 	if err != nil {
@@ -145,26 +182,40 @@ func (e *env) manifest(t *testing.T, file string) string {
 	return strings.ReplaceAll(string(b), cluster.DefaultRegistryAddress+"/", e.reg+"/")
 }
 
+// manifestIn is manifest with the namespace kube-system of the file
+// replaced by ns.
+func (e *shared) manifestIn(t *testing.T, file, ns string) string {
+	t.Helper()
+	return strings.ReplaceAll(e.manifest(t, file), "namespace: kube-system\n", "namespace: "+ns+"\n")
+}
+
 // kube runs kubectl for one walk-through, in its namespace (if any).
 type kube struct {
 	t          *testing.T
 	e          *env
 	ns         string
 	kubeconfig string
+	bin        string // the kubectl executable
 }
 
 // kubectl returns a runner in namespace ns ("" for the kubeconfig's).
 func (e *env) kubectl(t *testing.T, ns string) *kube {
-	return &kube{t: t, e: e, ns: ns, kubeconfig: e.c.KubeconfigPath()}
+	return &kube{t: t, e: e, ns: ns, kubeconfig: e.c.KubeconfigPath(), bin: e.bin.Path}
 }
 
-// namespace creates a namespace for a walk-through and returns a kubectl
-// runner in it; the namespace is deleted when the walk-through ends.
-func (e *env) namespace(t *testing.T, ns string) *kube {
+// nsName is the name of the walk-through's namespace base for this
+// binary ("e2e-job" becomes "e2e-job-newest").
+func (e *env) nsName(base string) string { return base + "-" + e.bin.Name }
+
+// namespace creates the namespace nsName(base) for a walk-through and
+// returns a kubectl runner in it; the namespace is deleted when the
+// walk-through ends.
+func (e *env) namespace(t *testing.T, base string) *kube {
 	t.Helper()
+	ns := e.nsName(base)
 	k := e.kubectl(t, "")
 	k.must("create", "namespace", ns)
-	t.Cleanup(func() { _, _ = k.run("", "delete", "namespace", ns, "--wait=false") })
+	t.Cleanup(func() { e.deleteNamespaces(k, ns) })
 	kn := e.kubectl(t, ns)
 	// As upstream's e2e framework: pods are admitted once the namespace
 	// has its default ServiceAccount.
@@ -172,16 +223,38 @@ func (e *env) namespace(t *testing.T, ns string) *kube {
 	return kn
 }
 
+// deleteNamespaces deletes namespaces at the end of a walk-through:
+// in the background, or with waitDelete until they are gone. To be quick
+// about it, the pods of a namespace being deleted are deleted at once
+// (--force --grace-period=0): the demo web server ignores SIGTERM and
+// would hold each pod for its 30 s grace period.
+func (e *env) deleteNamespaces(k *kube, names ...string) {
+	_, _ = k.run("", append([]string{"delete", "namespace", "--ignore-not-found", "--wait=false"}, names...)...)
+	if !e.waitDelete {
+		return
+	}
+	for _, ns := range names {
+		_, _ = k.run("", "delete", "pods", "--all", "-n", ns, "--force", "--grace-period=0", "--ignore-not-found")
+	}
+	for _, ns := range names {
+		out, err := k.run("", "wait", "--for=delete", "--timeout=3m", "namespace/"+ns)
+		if err != nil && !strings.Contains(out, "NotFound") { // NotFound: gone already
+			k.t.Errorf("deleting namespace %s: %v\n%s", ns, err, out)
+		}
+	}
+}
+
 // run runs kubectl with stdin (if not empty) and returns its stdout.
 func (k *kube) run(stdin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A guard against a hung kubectl, longer than any --timeout given.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	full := []string{"--kubeconfig", k.kubeconfig}
 	if k.ns != "" {
 		full = append(full, "-n", k.ns)
 	}
 	full = append(full, args...)
-	cmd := exec.CommandContext(ctx, kubectlPath, full...)
+	cmd := exec.CommandContext(ctx, k.bin, full...)
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
@@ -206,9 +279,12 @@ func (k *kube) mustIn(stdin string, args ...string) string {
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	k.t.Logf("$ kubectl %s\n%s", strings.Join(args, " "), out)
+	k.t.Logf("%s $ kubectl %s\n%s", stamp(), strings.Join(args, " "), out)
 	return out
 }
+
+// stamp is the time of day for the session log.
+func stamp() string { return time.Now().Format("15:04:05.0") }
 
 // fails runs kubectl that must fail and returns its combined output.
 func (k *kube) fails(args ...string) string {
@@ -234,15 +310,18 @@ func (k *kube) applyText(text string) string {
 }
 
 // eventually reruns kubectl args until ok accepts the output (errors
-// count as not ok) and returns that output; it fails after timeout.
+// count as not ok) and returns that output; it fails after timeout. The
+// pause between tries grows from 200 ms to 2 s: many walk-throughs poll
+// at once, and each kubectl run costs CPU.
 func (k *kube) eventually(timeout time.Duration, ok func(string) bool, args ...string) string {
 	k.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
+	pause := 200 * time.Millisecond
 	for {
 		out, err := k.run("", args...)
 		if err == nil && ok(out) {
-			k.t.Logf("$ kubectl %s\n%s", strings.Join(args, " "), out)
+			k.t.Logf("%s $ kubectl %s\n%s", stamp(), strings.Join(args, " "), out)
 			return out
 		}
 		if err != nil {
@@ -255,7 +334,8 @@ func (k *kube) eventually(timeout time.Duration, ok func(string) bool, args ...s
 			events, _ := k.run("", "get", "events")
 			k.t.Fatalf("kubectl %s: no wanted output within %s; last:\n%s\npods:\n%s\nevents:\n%s", strings.Join(args, " "), timeout, last, pods, events)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(pause*3/2, 2*time.Second)
 	}
 }
 
@@ -289,7 +369,7 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 // hostGet fetches url with busybox wget from a process in the test's host
 // cgroup (served by the eBPF proxy), retrying while the proxy programs
 // new endpoints.
-func (e *env) hostGet(t *testing.T, url string) string {
+func (e *shared) hostGet(t *testing.T, url string) string {
 	t.Helper()
 	f, err := os.Open(e.hostCg)
 	if err != nil {

@@ -25,6 +25,11 @@ type Config struct {
 	// example /sys/fs/cgroup/unified/tugboat. Required: the load balancer never
 	// picks a cgroup by itself, and in particular never the root cgroup.
 	Cgroup string
+	// ServeHost allows Cgroup to be the root of the cgroup v2 hierarchy,
+	// so that the programs serve every process of the machine, as
+	// kube-proxy and Cilium do on a node. Only a program that is a real
+	// node sets it (examples/cluster); tests never do.
+	ServeHost bool
 	// PinPath is a directory on a bpffs mount where the maps and the cgroup
 	// links are pinned, so that a restarted proxy finds its state and the
 	// programs stay attached meanwhile. Empty disables pinning: the programs
@@ -91,7 +96,7 @@ func Open(ctx context.Context, cfg Config) (*LoadBalancer, error) {
 	if cfg.Cgroup == "" {
 		return nil, errors.New("bpf: no cgroup given")
 	}
-	if filepath.Clean(cfg.Cgroup) == "/sys/fs/cgroup" || filepath.Clean(cfg.Cgroup) == "/sys/fs/cgroup/unified" {
+	if !cfg.ServeHost && (filepath.Clean(cfg.Cgroup) == "/sys/fs/cgroup" || filepath.Clean(cfg.Cgroup) == "/sys/fs/cgroup/unified") {
 		return nil, fmt.Errorf("bpf: refusing to attach to the root cgroup %s", cfg.Cgroup)
 	}
 	var st unix.Statfs_t

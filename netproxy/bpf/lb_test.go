@@ -544,3 +544,16 @@ func TestIPv6Services(t *testing.T) {
 		t.Errorf("connect to a removed IPv6 service succeeded: %+v", r)
 	}
 }
+
+// TestOpenRefusesRootCgroup checks the safety belt: without ServeHost,
+// Open refuses the machine's root cgroups before loading anything.
+func TestOpenRefusesRootCgroup(t *testing.T) {
+	for _, cg := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/unified/", "", "/sys/fs/cgroup/unified/../unified"} {
+		lb, err := Open(t.Context(), Config{Cgroup: cg})
+		if err == nil {
+			_ = lb.Close()
+			t.Fatalf("Open(%q) attached, want a refusal", cg)
+		}
+		t.Logf("Open(%q): %v", cg, err)
+	}
+}

@@ -710,6 +710,7 @@ func (c *Cluster) startNode(ctx context.Context, g *errgroup.Group, st store.Int
 	}
 	if cfg.ProxyMode != netproxy.ModeUserspace {
 		pcfg.Cgroup = cfg.ProxyCgroup
+		pcfg.ServeHost = filepath.Clean(cfg.ProxyCgroup) == CgroupV2Root // named explicitly: a real node
 	}
 	px, err := netproxy.New(ctx, pcfg)
 	if err != nil {
