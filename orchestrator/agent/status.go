@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tugboatdev/tugboat/orchestrator/podstatus"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/store"
 )
@@ -277,81 +278,6 @@ func (w *podWorker) terminationLogPath(name string, attempt uint32) string {
 
 // PodStatusString returns the STATUS column `kubectl get pods` shows for a
 // pod (Running, Init:1/2, Init:CrashLoopBackOff, PodInitializing,
-// CrashLoopBackOff, Completed, Error, OOMKilled, Terminating, ...), computed
-// from the pod's status as kubectl does.
-func PodStatusString(pod *corev1.Pod) string {
-	reason := string(pod.Status.Phase)
-	if pod.Status.Reason != "" {
-		reason = pod.Status.Reason
-	}
-	initializing := false
-	initialized := false
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodInitialized && c.Status == corev1.ConditionTrue {
-			initialized = true
-		}
-	}
-	restartable := map[string]bool{}
-	for i := range pod.Spec.InitContainers {
-		restartable[pod.Spec.InitContainers[i].Name] = isSidecar(&pod.Spec.InitContainers[i])
-	}
-	for i, cs := range pod.Status.InitContainerStatuses {
-		switch {
-		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
-			continue
-		case restartable[cs.Name] && cs.Started != nil && *cs.Started:
-			// A started sidecar does not hold the pod in Init.
-			continue
-		case cs.State.Terminated != nil:
-			if cs.State.Terminated.Reason == "" {
-				if cs.State.Terminated.Signal != 0 {
-					reason = fmt.Sprintf("Init:Signal:%d", cs.State.Terminated.Signal)
-				} else {
-					reason = fmt.Sprintf("Init:ExitCode:%d", cs.State.Terminated.ExitCode)
-				}
-			} else {
-				reason = "Init:" + cs.State.Terminated.Reason
-			}
-			initializing = true
-		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "PodInitializing":
-			reason = "Init:" + cs.State.Waiting.Reason
-			initializing = true
-		default:
-			reason = fmt.Sprintf("Init:%d/%d", i, len(pod.Spec.InitContainers))
-			initializing = true
-		}
-		break
-	}
-	if !initializing || initialized {
-		hasRunning := false
-		for i := len(pod.Status.ContainerStatuses) - 1; i >= 0; i-- {
-			cs := pod.Status.ContainerStatuses[i]
-			switch {
-			case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
-				reason = cs.State.Waiting.Reason
-			case cs.State.Terminated != nil && cs.State.Terminated.Reason != "":
-				reason = cs.State.Terminated.Reason
-			case cs.State.Terminated != nil:
-				if cs.State.Terminated.Signal != 0 {
-					reason = fmt.Sprintf("Signal:%d", cs.State.Terminated.Signal)
-				} else {
-					reason = fmt.Sprintf("ExitCode:%d", cs.State.Terminated.ExitCode)
-				}
-			case cs.Ready && cs.State.Running != nil:
-				hasRunning = true
-			}
-		}
-		if reason == "Completed" && hasRunning {
-			reason = "NotReady"
-			for _, c := range pod.Status.Conditions {
-				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-					reason = "Running"
-				}
-			}
-		}
-	}
-	if pod.DeletionTimestamp != nil {
-		reason = "Terminating"
-	}
-	return reason
-}
+// CrashLoopBackOff, Completed, Error, OOMKilled, Terminating, ...). It is
+// [podstatus.String], which the API server's Table uses too.
+func PodStatusString(pod *corev1.Pod) string { return podstatus.String(pod) }

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
 	"github.com/tugboatdev/tugboat/store"
@@ -54,10 +53,7 @@ func New(cfg *rest.Config, opts Options) (*Client, error) {
 	if opts.WatchRetry <= 0 {
 		opts.WatchRetry = 200 * time.Millisecond
 	}
-	sc := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(sc); err != nil {
-		return nil, fmt.Errorf("remote: scheme: %w", err)
-	}
+	sc := schemeFor(opts.Registry)
 	c := rest.CopyConfig(cfg)
 	c.APIPath = "/"
 	c.GroupVersion = &schema.GroupVersion{Version: "v1"}
@@ -75,6 +71,30 @@ func New(cfg *rest.Config, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("remote: rest client: %w", err)
 	}
 	return &Client{reg: opts.Registry, rc: rc, params: runtime.NewParameterCodec(sc), retry: opts.WatchRetry}, nil
+}
+
+// schemeFor builds the scheme the client decodes with from the kinds of
+// reg (and the meta/v1 options and watch events of their group versions),
+// rather than from client-go's scheme of every API group: a node process
+// then links and initialises only the API types it serves.
+func schemeFor(reg *store.Registry) *runtime.Scheme {
+	sc := runtime.NewScheme()
+	seen := map[schema.GroupVersion]bool{{Version: "v1"}: true}
+	metav1.AddToGroupVersion(sc, schema.GroupVersion{Version: "v1"})
+	for _, k := range reg.Kinds() {
+		gv := k.GVK.GroupVersion()
+		if !seen[gv] {
+			seen[gv] = true
+			metav1.AddToGroupVersion(sc, gv)
+		}
+		if k.New != nil {
+			sc.AddKnownTypeWithName(k.GVK, k.New())
+		}
+		if k.NewList != nil {
+			sc.AddKnownTypeWithName(gv.WithKind(k.GVK.Kind+"List"), k.NewList())
+		}
+	}
+	return sc
 }
 
 // Registry returns the kinds the client serves.

@@ -413,7 +413,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	}
 	defer release()
 	task, err := c.NewTask(ctx, func(string) (cio.IO, error) {
-		return cio.NewAttach(lc.streams()...)(fifos)
+		return r.attach(lc)(fifos)
 	})
 	if err != nil {
 		lc.closeLog()
@@ -472,16 +472,14 @@ func (r *Runtime) newLive(id string, labels map[string]string, tty bool) (*liveC
 	return lc, nil
 }
 
-func (lc *liveContainer) streams() []cio.Opt {
+// attach returns the cio.Attach that copies lc's output to its log and
+// attached clients, and its stdin pipe (if any) to the process.
+func (r *Runtime) attach(lc *liveContainer) cio.Attach {
 	var stdin io.Reader
 	if lc.stdinR != nil {
 		stdin = lc.stdinR
 	}
-	opts := []cio.Opt{cio.WithStreams(stdin, lc.outFan, lc.errFan)}
-	if lc.tty {
-		opts = append(opts, cio.WithTerminal)
-	}
-	return opts
+	return attachPoll(r.outBufs, stdin, lc.outFan, lc.errFan)
 }
 
 func (lc *liveContainer) closeLog() {

@@ -134,6 +134,9 @@ type Runtime struct {
 	live      map[string]*liveContainer
 	images    map[string]*imageInfo // by normalized name
 
+	// outBufs lends the buffers containers' output is copied through.
+	outBufs *sync.Pool
+
 	// cniSlots and taskSlots bound concurrent CNI setups and task
 	// creations (nil: unbounded).
 	cniSlots  chan struct{}
@@ -169,7 +172,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Runtime{opts: opts, ns: opts.Namespace, logger: opts.Logger, sandboxes: map[string]*sandbox{}, live: map[string]*liveContainer{}, images: map[string]*imageInfo{}}
+	r := &Runtime{opts: opts, ns: opts.Namespace, logger: opts.Logger, sandboxes: map[string]*sandbox{}, live: map[string]*liveContainer{}, images: map[string]*imageInfo{}, outBufs: newOutputBuffers()}
 	if n := opts.StartConcurrency; n > 0 {
 		r.cniSlots, r.taskSlots = make(chan struct{}, n), make(chan struct{}, n)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"golang.org/x/sys/unix"
@@ -97,7 +96,7 @@ func (r *Runtime) readopt(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		task, err := c.Task(ctx, cio.NewAttach(lc.streams()...))
+		task, err := c.Task(ctx, r.attach(lc))
 		if err != nil {
 			lc.closeLog()
 			if errdefs.IsNotFound(err) {
