@@ -26,12 +26,15 @@ const (
 )
 
 // webScript is the demo web server: busybox httpd serving a page with the
-// pod's hostname and the image's version, logging each request.
+// pod's hostname and the image's version, logging each request. The shell
+// stays PID 1 and exits on SIGTERM (a PID 1 without a handler ignores it),
+// so a deleted pod goes at once instead of after its grace period.
 const webScript = `mkdir -p /www && ` +
 	`printf '<html><body><h1>tugboat demo web %s</h1><p>hostname: %s</p></body></html>\n' "$VERSION" "$(hostname)" > /www/index.html && ` +
 	`printf 'version=%s hostname=%s\n' "$VERSION" "$(hostname)" > /www/version && ` +
 	`echo "demo web $VERSION serving http on :80 as $(hostname)" && ` +
-	`exec httpd -f -v -p 80 -h /www`
+	`httpd -f -v -p 80 -h /www & pid=$!; ` +
+	`trap 'kill $pid; exit 0' TERM; wait $pid`
 
 // DemoImages returns the references of the demo images on host.
 func DemoImages(host string) []string {
