@@ -361,30 +361,10 @@ func attachedPrograms(t *testing.T, dir string) int {
 	return len(res.Programs)
 }
 
-// getFrom fetches url with busybox wget run in the cgroup dir, retrying
-// while the proxy programs new endpoints.
+// getFrom fetches url from a process in the cgroup dir.
 func getFrom(t *testing.T, dir, url string) string {
 	t.Helper()
-	f, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var last string
-	for range 40 {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		cmd := exec.CommandContext(ctx, "/bin/busybox", "wget", "-q", "-O", "-", url)
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err == nil {
-			return string(out)
-		}
-		last = fmt.Sprintf("%v: %s", err, out)
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("wget %s from cgroup %s: %s", url, dir, last)
-	return ""
+	return testenv.WgetFromCgroup(t, dir, url)
 }
 
 // TestParseFlags checks the command line, in particular that the eBPF

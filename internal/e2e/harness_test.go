@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -366,29 +365,9 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 	}
 }
 
-// hostGet fetches url with busybox wget from a process in the test's host
-// cgroup (served by the eBPF proxy), retrying while the proxy programs
-// new endpoints.
+// hostGet fetches url from a process in the test's host cgroup (served by
+// the eBPF proxy).
 func (e *shared) hostGet(t *testing.T, url string) string {
 	t.Helper()
-	f, err := os.Open(e.hostCg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var last string
-	for range 60 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cmd := exec.CommandContext(ctx, "/bin/busybox", "wget", "-q", "-O", "-", url)
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err == nil {
-			return string(out)
-		}
-		last = fmt.Sprintf("%v: %s", err, out)
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("wget %s from cgroup %s: %s", url, e.hostCg, last)
-	return ""
+	return testenv.WgetFromCgroup(t, e.hostCg, url)
 }

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -161,32 +160,11 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// hostGet fetches url with busybox wget from a child process placed in a
-// cgroup under the proxy's cgroup, as a host process served by the eBPF
-// proxy. It retries for a while (the proxy programs endpoints shortly after
-// pods become ready).
+// hostGet fetches url from a process in a cgroup under the proxy's cgroup,
+// as a host process served by the eBPF proxy.
 func hostGet(t *testing.T, cgroupDir, url string) string {
 	t.Helper()
-	f, err := os.Open(cgroupDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var last string
-	for range 40 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cmd := exec.CommandContext(ctx, "/bin/busybox", "wget", "-q", "-O", "-", url)
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err == nil {
-			return string(out)
-		}
-		last = fmt.Sprintf("%v: %s", err, out)
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("wget %s from cgroup %s: %s", url, cgroupDir, last)
-	return ""
+	return testenv.WgetFromCgroup(t, cgroupDir, url)
 }
 
 func linkExists(name string) bool {
