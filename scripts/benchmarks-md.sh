@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
   cat docs/bench-summary.md
   for f in docs/bench-store.md scheduler/BENCHMARKS.md orchestrator/controllers/BENCHMARKS.md \
            runtime/BENCHMARKS.md orchestrator/agent/BENCHMARKS.md netproxy/BENCHMARKS.md \
-           orchestrator/apiserver/BENCHMARKS.md orchestrator/cluster/BENCHMARKS.md; do
+           orchestrator/apiserver/BENCHMARKS.md orchestrator/cluster/BENCHMARKS.md internal/e2e/BENCHMARKS.md; do
     echo
     echo "<!-- from $f -->"
     sed -e 's/^#/##/' "$f"
