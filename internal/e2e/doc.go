@@ -1,8 +1,8 @@
 // Package e2e holds the end-to-end walk-through tests: the kubectl
-// sessions of the seeds' notes, run against a whole cluster
-// ([github.com/tugboatdev/tugboat/orchestrator/cluster]) on real
-// containerd, with the eBPF service proxy on a cgroup the test makes and
-// the cluster DNS.
+// sessions of the seeds' notes, run against the examples/cluster binary
+// (built by the test and started as a newcomer would, on real containerd,
+// with the cluster DNS and its eBPF service proxy narrowed to the pods'
+// cgroup instead of the whole machine).
 //
 // Every walk-through runs twice, with each kubectl of
 // [github.com/tugboatdev/tugboat/internal/kubectltest]: the machine's

@@ -1,9 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,10 +29,11 @@ const manifestsDir = "../../examples/manifests"
 
 // shared is the one cluster the walk-throughs share.
 type shared struct {
-	cfg  cluster.Config
-	c    *cluster.Cluster
-	reg  string // host:port of the demo registry
-	node string
+	cfg        cluster.Config
+	kubeconfig string     // the admin kubeconfig examples/cluster wrote
+	nodeIP     netip.Addr // the node's InternalIP
+	reg        string     // host:port of the demo registry
+	node       string
 	// hostCg is a cgroup under the proxy's cgroup in which the test's
 	// "host" clients run, so the eBPF proxy serves them.
 	hostCg string
@@ -89,9 +91,11 @@ func needPrerequisites(t *testing.T) {
 	testenv.Need(t, netproxy.EBPFAvailable(netproxy.Config{Cgroup: cluster.CgroupV2Root, ServiceCIDR: netip.MustParsePrefix("10.112.0.0/16")}) == nil, "the eBPF service proxy")
 }
 
-// startCluster runs a cluster on real containerd for the whole test and
-// purges it (pods, containerd namespace, bridge, routes, cgroups, data)
-// when the test ends, whether it passed or not.
+// startCluster builds examples/cluster and runs it as the seeds' node for
+// the whole test, as a newcomer would (with its eBPF proxy narrowed to the
+// pods' cgroup, never the machine's root cgroup), and purges it
+// (pods, containerd namespace, bridge, routes, data) when the test ends,
+// whether it passed or not.
 func startCluster(t *testing.T) *shared {
 	t.Helper()
 	sfx := fmt.Sprintf("%04x", os.Getpid()&0xffff)
@@ -113,29 +117,50 @@ func startCluster(t *testing.T) *shared {
 		Bridge:              "tbe2e" + sfx,
 		PodCIDR:             netip.MustParsePrefix(fmt.Sprintf("10.249.%d.0/24", os.Getpid()%250)),
 		ServiceCIDR:         netip.MustParsePrefix("10.112.0.0/16"),
-		APIAddress:          "127.0.0.1:0",
 		RegistryAddress:     regAddr,
 		ProxyMode:           netproxy.ModeEBPF,
 	}}
+	// The proxy serves the pods' cgroup (not the whole machine, the
+	// binary's default): pods, and the test's "host" clients in a child
+	// of it, reach Services. The purge removes it.
+	e.cfg.ProxyCgroup = filepath.Join(cluster.CgroupV2Root, "tugboat-"+e.cfg.ContainerdNamespace)
 	e.node = e.cfg.NodeName
-	c, err := cluster.New(e.cfg)
+	e.nodeIP = e.cfg.PodCIDR.Addr().Next() // the node's address on its pod bridge
+	e.kubeconfig = filepath.Join(e.cfg.DataDir, "admin.kubeconfig")
+	bctx, bcancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer bcancel()
+	bin := filepath.Join(dir, "cluster")
+	if out, err := exec.CommandContext(bctx, "go", "build", "-o", bin, "../../examples/cluster").CombinedOutput(); err != nil {
+		t.Fatalf("go build examples/cluster: %v\n%s", err, out)
+	}
+	start := time.Now()
+	cmd := exec.Command(bin, "--data-dir", e.cfg.DataDir, "--node-name", e.cfg.NodeName,
+		"--containerd-namespace", e.cfg.ContainerdNamespace, "--bridge", e.cfg.Bridge,
+		"--pod-cidr", e.cfg.PodCIDR.String(), "--service-cidr", e.cfg.ServiceCIDR.String(),
+		"--proxy-mode", "ebpf", "--proxy-cgroup", e.cfg.ProxyCgroup,
+		"--api-address", "127.0.0.1:0", "--registry-address", regAddr)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.c = c
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- c.Run(ctx) }()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		cancel()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		waited := make(chan error, 1)
+		go func() { waited <- cmd.Wait() }()
 		select {
-		case err := <-done:
+		case err := <-waited:
 			if err != nil {
-				t.Errorf("cluster Run: %v", err)
+				t.Errorf("examples/cluster after SIGTERM: %v\n%s", err, stderr.String())
 			}
 		case <-time.After(60 * time.Second):
-			t.Error("cluster did not stop within 60s")
+			t.Error("examples/cluster did not stop within 60s of SIGTERM")
+			_ = cmd.Process.Kill()
+			<-waited
 		}
 		pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer pcancel()
@@ -145,21 +170,47 @@ func startCluster(t *testing.T) *shared {
 		if _, err := netlink.LinkByName(e.cfg.Bridge); err == nil {
 			t.Errorf("bridge %s left behind", e.cfg.Bridge)
 		}
-		if _, err := os.Stat(c.ProxyCgroup()); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("proxy cgroup %s left behind: %v", c.ProxyCgroup(), err)
-		}
 	})
-	select {
-	case err := <-done:
-		done <- err
-		t.Fatalf("cluster stopped before ready: %v", err)
-	case <-c.Ready():
-	case <-time.After(120 * time.Second):
-		t.Fatal("cluster not ready after 120s")
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var printed []string
+	timeout := time.After(3 * time.Minute)
+	for ready := false; !ready; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("examples/cluster stopped before ready:\n%s\n%s", strings.Join(printed, "\n"), stderr.String())
+			}
+			printed = append(printed, l)
+			if rest, ok := strings.CutPrefix(l, "started: image registry on "); ok {
+				e.reg, _, _ = strings.Cut(rest, " ")
+			}
+			ready = strings.HasPrefix(l, "ready in ")
+		case <-timeout:
+			t.Fatalf("examples/cluster not ready after 3 min:\n%s\n%s", strings.Join(printed, "\n"), stderr.String())
+		}
 	}
-	t.Logf("cluster ready in %s: %s", time.Since(start), strings.Join(c.Started(), "; "))
-	e.reg = c.RegistryHost()
-	e.hostCg = filepath.Join(c.ProxyCgroup(), "e2e-host")
+	go func() {
+		for range lines {
+		}
+	}()
+	t.Logf("examples/cluster ready in %s:\n%s", time.Since(start), strings.Join(printed, "\n"))
+	out := strings.Join(printed, "\n")
+	for _, want := range []string{"proxy cgroup: " + e.cfg.ProxyCgroup, "kubeconfig: " + e.kubeconfig} {
+		if !strings.Contains(out, want) {
+			t.Errorf("examples/cluster output lacks %q", want)
+		}
+	}
+	if e.reg == "" {
+		t.Fatalf("examples/cluster printed no registry line:\n%s", out)
+	}
+	e.hostCg = filepath.Join(e.cfg.ProxyCgroup, "e2e-host")
 	if err := os.Mkdir(e.hostCg, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +250,7 @@ type kube struct {
 
 // kubectl returns a runner in namespace ns ("" for the kubeconfig's).
 func (e *env) kubectl(t *testing.T, ns string) *kube {
-	return &kube{t: t, e: e, ns: ns, kubeconfig: e.c.KubeconfigPath(), bin: e.bin.Path}
+	return &kube{t: t, e: e, ns: ns, kubeconfig: e.kubeconfig, bin: e.bin.Path}
 }
 
 // nsName is the name of the walk-through's namespace base for this
@@ -370,4 +421,23 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 func (e *shared) hostGet(t *testing.T, url string) string {
 	t.Helper()
 	return testenv.WgetFromCgroup(t, e.hostCg, url)
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and readers at once
+// (the binary's stderr, read while it runs).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

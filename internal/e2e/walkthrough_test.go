@@ -100,7 +100,7 @@ func basics(t *testing.T, e *env) {
 	k := e.kubectl(t, "")
 	wantContains(t, "cluster-info", k.must("cluster-info"), "is running at https://127.0.0.1:")
 	out := k.must("get", "nodes", "-o", "wide")
-	wantContains(t, "get nodes -o wide", out, e.node, "Ready", e.c.NodeIP().String(), "containerd://")
+	wantContains(t, "get nodes -o wide", out, e.node, "Ready", e.nodeIP.String(), "containerd://")
 	wantContains(t, "describe node", k.must("describe", "node", e.node), "Conditions:", "Capacity:", "Allocatable:", "PodCIDR:")
 	func() { // the other binary's basics labels the node too
 		e.nodeLabel.Lock()
@@ -507,7 +507,7 @@ func servicesAndDNS(t *testing.T, e *env) {
 	if len(hosts) < 2 {
 		t.Errorf("12 requests to the ClusterIP all reached %v; want balancing across pods", hosts)
 	}
-	for _, url := range []string{fmt.Sprintf("http://127.0.0.1:%d/version", e.nodePort), fmt.Sprintf("http://%s:%d/", e.c.NodeIP(), e.nodePort)} {
+	for _, url := range []string{fmt.Sprintf("http://127.0.0.1:%d/version", e.nodePort), fmt.Sprintf("http://%s:%d/", e.nodeIP, e.nodePort)} {
 		wantContains(t, "GET "+url, e.hostGet(t, url), "hostname")
 	}
 	// From inside a pod, by DNS name (short, namespaced and full).
