@@ -139,7 +139,7 @@ func startCluster(t *testing.T) *shared {
 		"--pod-cidr", e.cfg.PodCIDR.String(), "--service-cidr", e.cfg.ServiceCIDR.String(),
 		"--proxy-mode", "ebpf", "--proxy-cgroup", e.cfg.ProxyCgroup,
 		"--api-address", "127.0.0.1:0", "--registry-address", regAddr)
-	stderr := &lockedBuffer{}
+	stderr := &testenv.SyncBuffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -421,23 +421,4 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 func (e *shared) hostGet(t *testing.T, url string) string {
 	t.Helper()
 	return testenv.WgetFromCgroup(t, e.hostCg, url)
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and readers at once
-// (the binary's stderr, read while it runs).
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

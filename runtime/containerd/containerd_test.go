@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/runtime/images"
 )
@@ -365,10 +365,10 @@ func TestFollowLogsAndAttach(t *testing.T) {
 		&runtime.ContainerConfig{Name: "c", Stdin: true, Command: []string{"sh", "-c", "while read line; do echo got $line; [ \"$line\" = quit ] && exit 4; done"}})
 	id := ids[0]
 	stdinR, stdinW := io.Pipe()
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	attached := make(chan error, 1)
 	go func() { attached <- r.Attach(ctx, id, runtime.AttachOptions{Stdin: stdinR, Stdout: out}) }()
-	followed := &syncBuffer{}
+	followed := &testenv.SyncBuffer{}
 	follow := make(chan error, 1)
 	go func() {
 		follow <- r.ContainerLogs(ctx, id, runtime.LogOptions{Follow: true, TailLines: -1}, followed, io.Discard)
@@ -391,23 +391,6 @@ func TestFollowLogsAndAttach(t *testing.T) {
 	if st := waitExit(t, r, id, 5*time.Second); st.ExitCode != 4 {
 		t.Errorf("exit = %d", st.ExitCode)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestReadoptionAndContainerdRestart(t *testing.T) {
@@ -513,7 +496,7 @@ func TestAttachTTYResize(t *testing.T) {
 		&runtime.ContainerConfig{Name: "c", Stdin: true, TTY: true, Command: []string{"sh", "-c", "while read l; do stty size; done"}})
 	stdinR, stdinW := io.Pipe()
 	defer stdinW.Close()
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	resize := make(chan runtime.TerminalSize, 1)
 	attached := make(chan error, 1)
 	go func() {
