@@ -73,12 +73,9 @@ func (p *pollIO) open(stdin io.Reader, stdout, stderr io.Writer) error {
 	outs := []struct {
 		path string
 		w    io.Writer
-	}{{p.cfg.Stdout, stdout}}
-	if !p.cfg.Terminal {
-		outs = append(outs, struct {
-			path string
-			w    io.Writer
-		}{p.cfg.Stderr, stderr})
+	}{{p.cfg.Stdout, stdout}, {p.cfg.Stderr, stderr}}
+	if p.cfg.Terminal {
+		outs = outs[:1] // a terminal has one output stream
 	}
 	for _, o := range outs {
 		if o.path == "" || o.w == nil {
