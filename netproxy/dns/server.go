@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -65,16 +66,11 @@ func NewServer(cfg Config, cat *Catalog) *Server {
 // port, the same for both). It returns the bound address; [Server.Close]
 // stops serving.
 func (s *Server) Start(addr string) (netip.AddrPort, error) {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listenPair(addr)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("dns: %w", err)
+		return netip.AddrPort{}, err
 	}
 	bound := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	ln, err := net.Listen("tcp", bound.String())
-	if err != nil {
-		pc.Close()
-		return netip.AddrPort{}, fmt.Errorf("dns: %w", err)
-	}
 	udp := &mdns.Server{PacketConn: pc, Handler: s}
 	tcp := &mdns.Server{Listener: ln, Handler: s}
 	s.mu.Lock()
@@ -96,6 +92,27 @@ func (s *Server) Start(addr string) (netip.AddrPort, error) {
 		}
 	}
 	return bound, nil
+}
+
+// listenPair listens on addr for UDP and then for TCP on the same port.
+// When addr leaves the port to the kernel (port 0), the UDP port it picks
+// may be taken for TCP by another process; then another port is tried.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns: %w", err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || !errors.Is(err, syscall.EADDRINUSE) || attempt == 9 {
+			return nil, nil, fmt.Errorf("dns: %w", err)
+		}
+	}
 }
 
 // Close stops all listeners.

@@ -2,8 +2,11 @@ package dns
 
 import (
 	"context"
+	"errors"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -193,4 +196,33 @@ func FuzzAnswer(f *testing.F) {
 			t.Logf("pack: %v", err) // odd names may not pack; the server must not panic
 		}
 	})
+}
+
+// TestListenPairSamePort checks that the UDP and TCP listeners share one
+// port, and that a port named explicitly whose TCP side is taken fails
+// rather than moving to another port.
+func TestListenPairSamePort(t *testing.T) {
+	pc, ln, err := listenPair("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpPort := pc.LocalAddr().(*net.UDPAddr).Port
+	tcpPort := ln.Addr().(*net.TCPAddr).Port
+	pc.Close()
+	ln.Close()
+	if udpPort != tcpPort {
+		t.Fatalf("udp port %d, tcp port %d", udpPort, tcpPort)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if pc, ln, err := listenPair(taken.Addr().String()); err == nil {
+		pc.Close()
+		ln.Close()
+		t.Fatalf("listenPair(%s) succeeded with its TCP port taken", taken.Addr())
+	} else if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("listenPair(%s): %v, want address in use", taken.Addr(), err)
+	}
 }
