@@ -342,7 +342,7 @@ func (s *Store) apply(batch []*proposal) {
 	evs := make([]event, 0, len(batch))
 	for _, p := range batch {
 		for _, o := range p.ops {
-			s.applyOp(txn, o)
+			s.applyLiveOp(txn, o)
 			ev := event{rev: p.rev, kind: o.kind, obj: o.obj, prev: o.prev, typ: watch.Modified}
 			switch {
 			case o.del:
@@ -411,17 +411,34 @@ func (t *applyTxn) current(k *Kind, key string, id []byte) *record {
 	return r
 }
 
+// applyLiveOp is applyOp for an op the commit path sequenced: its prev
+// is the object it replaces as of its revision, so a create (no prev)
+// replaces nothing and needs no lookup.
+func (s *Store) applyLiveOp(txn *applyTxn, o op) {
+	if o.del || o.prev != nil {
+		s.applyOp(txn, o)
+		return
+	}
+	acc, _ := meta.Accessor(o.obj)
+	s.applyRecord(txn, o, newRecordKey(o.obj, acc, o.key), nil)
+}
+
 // applyOp changes one object's row, its index rows and the UID map;
 // memdb errors here mean a broken schema, which is a programming error.
 func (s *Store) applyOp(txn *applyTxn, o op) {
-	table := o.kind.table()
 	var r *record
 	var id []byte
 	if !o.del {
-		r = newRecord(o.obj)
+		acc, _ := meta.Accessor(o.obj)
+		r = newRecordKey(o.obj, acc, o.key)
 		id = r.id
 	}
-	old := txn.current(o.kind, o.key, id)
+	s.applyRecord(txn, o, r, txn.current(o.kind, o.key, id))
+}
+
+// applyRecord writes r (nil for a delete) in place of old.
+func (s *Store) applyRecord(txn *applyTxn, o op, r, old *record) {
+	table := o.kind.table()
 	txn.written[overlayKey{o.kind, o.key}] = r
 	if o.del {
 		if old == nil {

@@ -315,7 +315,11 @@ func objKey(namespace, name string) string { return namespace + "/" + name }
 
 func newRecord(obj runtime.Object) *record {
 	acc, _ := meta.Accessor(obj)
-	key := objKey(acc.GetNamespace(), acc.GetName())
+	return newRecordKey(obj, acc, objKey(acc.GetNamespace(), acc.GetName()))
+}
+
+// newRecordKey is newRecord for an object whose key the caller has.
+func newRecordKey(obj runtime.Object, acc metav1.Object, key string) *record {
 	r := &record{
 		Key:       key,
 		id:        terminated(key, 0),
