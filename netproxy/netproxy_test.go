@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,17 +109,75 @@ func runProxy(t *testing.T, p *Proxy, s store.Interface) {
 	}
 }
 
-func TestSyncFromStoreEBPF(t *testing.T) {
-	nettest.NeedEBPF(t)
-	ctx := context.Background()
+// newNetns makes a network namespace and a netlink handle in it, both
+// removed at the test's end.
+func newNetns(t *testing.T) (*nettest.Netns, *netlink.Handle) {
+	t.Helper()
 	ns := nettest.NewNetns(t)
-	cg := nettest.NewCgroup(t)
-	pin := nettest.NewBPFFS(t)
 	h, err := ns.Netlink()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
+	return ns, h
+}
+
+// newEBPFNetns needs eBPF and makes a network namespace with a netlink
+// handle in it and a cgroup, all removed at the test's end.
+func newEBPFNetns(t *testing.T) (*nettest.Netns, *netlink.Handle, string) {
+	t.Helper()
+	nettest.NeedEBPF(t)
+	ns, h := newNetns(t)
+	return ns, h, nettest.NewCgroup(t)
+}
+
+// newProxy makes a proxy from cfg and uninstalls it at the test's end,
+// reporting a failed Uninstall.
+func newProxy(t *testing.T, cfg Config) *Proxy {
+	t.Helper()
+	p, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Uninstall(); err != nil {
+			t.Errorf("Uninstall: %v", err)
+		}
+	})
+	return p
+}
+
+// startClusterDNS serves the cluster DNS of s on listen inside ns (port 0:
+// any free one) and registers it as the kube-dns Service on clusterIP,
+// until the test ends.
+func startClusterDNS(t *testing.T, s store.Interface, ns *nettest.Netns, listen, clusterIP string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cat := dns.NewCatalog()
+	synced := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); dns.Sync(ctx, s, cat, nil, func() { close(synced) }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-synced
+	srv := dns.NewServer(dns.Config{}, cat)
+	var addr netip.AddrPort
+	if err := ns.Do(func() error {
+		var err error
+		addr, err = srv.Start(listen)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if _, err := dns.Register(ctx, s, dns.Registration{ClusterIP: clusterIP, Servers: []netip.AddrPort{addr}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSyncFromStoreEBPF(t *testing.T) {
+	ctx := context.Background()
+	ns, h, cg := newEBPFNetns(t)
+	pin := nettest.NewBPFFS(t)
 	s := openStore(t, "10.96.0.0/12")
 	// One service exists before the proxy starts: the full resync programs it.
 	if _, err := store.Create(ctx, s, webService("default", "early", "10.96.0.21")); err != nil {
@@ -128,16 +187,8 @@ func TestSyncFromStoreEBPF(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	p, err := New(ctx, Config{Mode: ModeAuto, Cgroup: cg, PinPath: pin, ServiceCIDR: nettest.ServiceCIDR, Netlink: h,
+	p := newProxy(t, Config{Mode: ModeAuto, Cgroup: cg, PinPath: pin, ServiceCIDR: nettest.ServiceCIDR, Netlink: h,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Uninstall(); err != nil {
-			t.Errorf("Uninstall: %v", err)
-		}
-	})
 	if p.Mode() != ModeEBPF || !strings.Contains(logs.String(), "mode=ebpf") {
 		t.Fatalf("mode %s, log %q", p.Mode(), logs.String())
 	}
@@ -312,41 +363,12 @@ func TestNodePortFromPodNamespace(t *testing.T) {
 // ClusterIP and gets answers from the store, with the reply coming from the
 // Service address.
 func TestClusterDNSThroughServiceVIP(t *testing.T) {
-	nettest.NeedEBPF(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	ns := nettest.NewNetns(t)
-	cg := nettest.NewCgroup(t)
-	h, err := ns.Netlink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
+	ctx := context.Background()
+	ns, h, cg := newEBPFNetns(t)
 	s := openStore(t, "10.96.0.0/12")
-	p, err := New(ctx, Config{Mode: ModeEBPF, Cgroup: cg, ServiceCIDR: nettest.ServiceCIDR, Netlink: h, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Uninstall() })
+	p := newProxy(t, Config{Mode: ModeEBPF, Cgroup: cg, ServiceCIDR: nettest.ServiceCIDR, Netlink: h, Logger: slog.New(slog.DiscardHandler)})
 	runProxy(t, p, s)
-	cat := dns.NewCatalog()
-	synced := make(chan struct{})
-	done := make(chan struct{})
-	go func() { defer close(done); dns.Sync(ctx, s, cat, nil, func() { close(synced) }) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-synced
-	srv := dns.NewServer(dns.Config{}, cat)
-	var addr netip.AddrPort
-	if err := ns.Do(func() error {
-		var err error
-		addr, err = srv.Start("127.0.0.53:0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	if _, err := dns.Register(ctx, s, dns.Registration{ClusterIP: "10.96.0.10", Servers: []netip.AddrPort{addr}}); err != nil {
-		t.Fatal(err)
-	}
+	startClusterDNS(t, s, ns, "127.0.0.53:0", "10.96.0.10")
 	if _, err := store.Create(ctx, s, webService("default", "web", "10.96.0.20")); err != nil {
 		t.Fatal(err)
 	}
@@ -370,16 +392,9 @@ func TestClusterDNSThroughServiceVIP(t *testing.T) {
 // the store; an open connection and new ones work throughout, and a change
 // made while no proxy ran is applied by the resync.
 func TestRestartWithOpenConnections(t *testing.T) {
-	nettest.NeedEBPF(t)
 	ctx := context.Background()
-	ns := nettest.NewNetns(t)
-	cg := nettest.NewCgroup(t)
+	ns, h, cg := newEBPFNetns(t)
 	pin := nettest.NewBPFFS(t)
-	h, err := ns.Netlink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
 	for _, a := range []string{"127.0.0.2:8080", "127.0.0.3:8080"} {
 		nettest.StartBackend(t, ns, "tcp", a)
 	}
@@ -444,11 +459,7 @@ func TestLoadBalancerAddressFromPool(t *testing.T) {
 	cg := nettest.NewCgroup(t)
 	nettest.StartBackend(t, ns, "tcp", "127.0.0.2:8080")
 	s := openStore(t, "10.96.0.0/12")
-	p, err := New(ctx, Config{Mode: ModeEBPF, Cgroup: cg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Uninstall() })
+	p := newProxy(t, Config{Mode: ModeEBPF, Cgroup: cg, Logger: slog.New(slog.DiscardHandler)})
 	runProxy(t, p, s)
 	done := make(chan error, 1)
 	go func() {
@@ -478,15 +489,8 @@ func TestLoadBalancerAddressFromPool(t *testing.T) {
 // there; the cluster DNS answers AAAA (and A for the dual-stack Service)
 // through its own IPv6 ClusterIP.
 func TestIPv6AndDualStackFromStore(t *testing.T) {
-	nettest.NeedEBPF(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	ns := nettest.NewNetns(t)
-	cg := nettest.NewCgroup(t)
-	h, err := ns.Netlink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
+	ctx := context.Background()
+	ns, h, cg := newEBPFNetns(t)
 	for _, a := range []string{"fd00:db8::2/128", "fd00:db8::3/128", "fd00:db8::53/128"} {
 		ns.AddAddr(t, "lo", a)
 	}
@@ -496,16 +500,8 @@ func TestIPv6AndDualStackFromStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	p, err := New(ctx, Config{Mode: ModeEBPF, Cgroup: cg, ServiceCIDR: cidr6, ServiceCIDRs: []netip.Prefix{nettest.ServiceCIDR},
+	p := newProxy(t, Config{Mode: ModeEBPF, Cgroup: cg, ServiceCIDR: cidr6, ServiceCIDRs: []netip.Prefix{nettest.ServiceCIDR},
 		Netlink: h, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Uninstall(); err != nil {
-			t.Errorf("Uninstall: %v", err)
-		}
-	})
 	if len(p.blackhole) != 2 {
 		t.Fatalf("%d blackhole routes, want 2", len(p.blackhole))
 	}
@@ -573,25 +569,7 @@ func TestIPv6AndDualStackFromStore(t *testing.T) {
 	}
 
 	// Cluster DNS on an IPv6 ClusterIP.
-	cat := dns.NewCatalog()
-	synced := make(chan struct{})
-	done := make(chan struct{})
-	go func() { defer close(done); dns.Sync(ctx, s, cat, nil, func() { close(synced) }) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-synced
-	srv := dns.NewServer(dns.Config{}, cat)
-	var addr netip.AddrPort
-	if err := ns.Do(func() error {
-		var err error
-		addr, err = srv.Start("[fd00:db8::53]:0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	if _, err := dns.Register(ctx, s, dns.Registration{ClusterIP: "fd00:10:96::a", Servers: []netip.AddrPort{addr}}); err != nil {
-		t.Fatal(err)
-	}
+	startClusterDNS(t, s, ns, "[fd00:db8::53]:0", "fd00:10:96::a")
 	waitFor(t, "kube-dns programmed", func() bool { return readyOf(p, "[fd00:10:96::a]:53/UDP") == 1 })
 	for _, tt := range []struct{ q, want string }{
 		{"v6.default.svc.cluster.local AAAA", "fd00:10:96::10"},

@@ -54,8 +54,8 @@ type lbFlow6Val struct {
 
 type lbFlowKey struct {
 	_     structs.HostLayout
-	Saddr uint32
-	Daddr uint32
+	Saddr [1]uint32
+	Daddr [1]uint32
 	Sport uint16
 	Dport uint16
 	Proto uint8
@@ -64,7 +64,7 @@ type lbFlowKey struct {
 
 type lbFlowVal struct {
 	_    structs.HostLayout
-	Addr uint32
+	Addr [1]uint32
 	Port uint16
 	Pad  uint16
 }
@@ -80,8 +80,8 @@ type lbFwd6Val struct {
 
 type lbFwdVal struct {
 	_        structs.HostLayout
-	Addr     uint32
-	SnatAddr uint32
+	Addr     [1]uint32
+	SnatAddr [1]uint32
 	Port     uint16
 	SnatPort uint16
 	Ifindex  uint32

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,8 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -797,6 +800,11 @@ func ensureBridge(name string, addr netip.Prefix) error {
 // and private daemon, the pod network (bridge and IP allocations), the
 // blackhole route of the service range, the proxy cgroup (when the
 // cluster made it) and DataDir.
+//
+// With a private containerd (no ContainerdSocket), Purge starts the daemon
+// only when pods or containers are left (processes in the node's cgroups,
+// containerd shims, pod namespaces): a runtime with none left is only
+// files and mounts under DataDir, which Purge removes directly.
 func Purge(ctx context.Context, cfg Config) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -813,18 +821,33 @@ func Purge(ctx context.Context, cfg Config) error {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		rt, err := containerd.New(ctx, containerd.Options{
-			DataDir:      filepath.Join(cfg.DataDir, "ctr"),
-			Address:      cfg.ContainerdSocket,
-			Namespace:    cfg.ContainerdNamespace,
-			Network:      netw,
-			CgroupParent: "/tugboat-" + cfg.ContainerdNamespace,
-			Logger:       cfg.Logger,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cluster: purge: containerd: %w", err))
-		} else if err := rt.Destroy(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("cluster: purge: containerd: %w", err))
+		ctrDir, cgroupParent := filepath.Join(cfg.DataDir, "ctr"), "/tugboat-"+cfg.ContainerdNamespace
+		// A shared containerd holds the namespace, so only it can remove
+		// it; a private one is started only when something of the
+		// runtime still lives (see runtimeAlive).
+		alive := true
+		if cfg.ContainerdSocket == "" {
+			if alive, err = runtimeAlive(ctrDir, cgroupParent); err != nil {
+				cfg.Logger.Warn("cluster: purge: starting containerd to tear down", "err", err)
+				alive = true
+			}
+		}
+		if alive {
+			rt, err := containerd.New(ctx, containerd.Options{
+				DataDir:      ctrDir,
+				Address:      cfg.ContainerdSocket,
+				Namespace:    cfg.ContainerdNamespace,
+				Network:      netw,
+				CgroupParent: cgroupParent,
+				Logger:       cfg.Logger,
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cluster: purge: containerd: %w", err))
+			} else if err := rt.Destroy(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("cluster: purge: containerd: %w", err))
+			}
+		} else if err := removeStoppedRuntime(ctrDir, cgroupParent, cfg.ContainerdNamespace); err != nil {
+			errs = append(errs, err)
 		}
 		// A private containerd must not outlive the purge, even one a
 		// crashed program left without its supervisor.
@@ -853,6 +876,138 @@ func Purge(ctx context.Context, cfg Config) error {
 	if err := os.RemoveAll(cfg.DataDir); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: purge: %w", err))
 	}
+	return errors.Join(errs...)
+}
+
+// cgroupRoot is where the cgroup hierarchies are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// runtimeAlive reports whether anything of a private containerd runtime
+// (its data directory dir, its containers under cgroupParent) still lives
+// and so needs containerd to be torn down: a process (the daemon or a shim,
+// whose command lines name files under dir, or a container in one of
+// cgroupParent's cgroups) or a pod's namespace mount under dir (its
+// network is released through the runtime, with a CNI DEL). What else a
+// stopped runtime leaves (images, snapshots, containerd's metadata, the
+// run directory's tmpfs) is files and plain mounts, which need no daemon.
+func runtimeAlive(dir, cgroupParent string) (bool, error) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if pids := pidsWhere(func(args []string) bool {
+		return slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, dir+string(filepath.Separator)) })
+	}); len(pids) > 0 {
+		return true, nil
+	}
+	busy, err := cgroupsBusy(cgroupParent)
+	if err != nil || busy {
+		return true, err
+	}
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return true, fmt.Errorf("cluster: purge: %w", err)
+	}
+	for _, m := range mounts {
+		if m.FSType == "nsfs" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// pidsWhere lists the processes whose command line match accepts.
+func pidsWhere(match func(args []string) bool) []int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []int
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if match(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// cgroupDirs returns cgroupParent's directory in every mounted cgroup
+// hierarchy where it exists.
+func cgroupDirs(cgroupParent string) []string {
+	hs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*"))
+	var out []string
+	for _, h := range hs {
+		d := filepath.Join(h, cgroupParent)
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// cgroupsBusy reports whether a process runs in cgroupParent or below it
+// in any hierarchy.
+func cgroupsBusy(cgroupParent string) (bool, error) {
+	for _, d := range cgroupDirs(cgroupParent) {
+		errStop := errors.New("busy")
+		err := filepath.WalkDir(d, func(path string, e os.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if e.IsDir() {
+				return nil
+			}
+			if e.Name() != "cgroup.procs" {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			if len(strings.TrimSpace(string(b))) > 0 {
+				return errStop
+			}
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			return true, nil
+		}
+		if err != nil {
+			return true, fmt.Errorf("cluster: purge: cgroup %s: %w", d, err)
+		}
+	}
+	return false, nil
+}
+
+// removeStoppedRuntime removes what a private containerd runtime that
+// [runtimeAlive] found stopped left: the mounts under dir (deepest first)
+// and dir itself, the empty cgroups under cgroupParent in every hierarchy,
+// and runc's state directory of namespace ns (containerd 1.6 keeps it
+// under /run/containerd/runc whatever its state directory is) when empty.
+func removeStoppedRuntime(dir, cgroupParent, ns string) error {
+	var errs []error
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("cluster: purge: %w", err))
+	}
+	slices.SortFunc(mounts, func(a, b *mountinfo.Info) int { return len(b.Mountpoint) - len(a.Mountpoint) })
+	for _, m := range mounts {
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("cluster: purge: unmount %s: %w", m.Mountpoint, err))
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: purge: %w", err))
+	}
+	for _, d := range cgroupDirs(cgroupParent) {
+		errs = append(errs, removeCgroupTree(d))
+	}
+	_ = os.Remove(filepath.Join("/run/containerd/runc", ns))
 	return errors.Join(errs...)
 }
 
@@ -900,24 +1055,15 @@ func killDaemons(ctx context.Context, dir string) {
 // daemonPIDs lists the containerd processes started with a --config under
 // dir.
 func daemonPIDs(dir string) []int {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var pids []int
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	return pidsWhere(func(args []string) bool {
 		if len(args) < 3 || filepath.Base(args[0]) != "containerd" {
-			continue
+			return false
 		}
 		for i, a := range args[:len(args)-1] {
 			if a == "--config" && strings.HasPrefix(args[i+1], dir+string(filepath.Separator)) {
-				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
-					pids = append(pids, pid)
-				}
+				return true
 			}
 		}
-	}
-	return pids
+		return false
+	})
 }

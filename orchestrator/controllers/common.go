@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -80,6 +81,40 @@ func (c Config) withDefaults() Config {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// runWithRecorder runs a reconciler's controller and its event recorder
+// until ctx ends or one of them fails.
+func runWithRecorder(ctx context.Context, rec *controller.Recorder, c *controller.Controller) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return rec.Run(gctx) })
+	g.Go(func() error { return c.Run(gctx) })
+	return g.Wait()
+}
+
+// enqueueHandler queues an object of a reconciler's own kind when it is
+// added or updated; onDelete (nil: nothing) handles its deletion.
+func enqueueHandler(c *controller.Controller, onDelete func(runtime.Object)) controller.Handler {
+	return controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) }, OnDelete: onDelete}
+}
+
+// deletePodByUID deletes p, only this incarnation of it (a UID precondition),
+// for the controller key whose expectations (exp, may be nil) await that
+// deletion. A failed delete will never be observed, so it is marked
+// observed at once; a pod already gone or replaced is no error. deleted
+// reports whether this call deleted it.
+func deletePodByUID(ctx context.Context, s store.Interface, exp *controller.Expectations, key string, p *corev1.Pod) (deleted bool, err error) {
+	err = store.Delete[*corev1.Pod](ctx, s, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	if err == nil {
+		return true, nil
+	}
+	if exp != nil {
+		exp.DeletionObserved(key, string(p.UID))
+	}
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return false, nil
+	}
+	return false, err
+}
 
 func int32Val(p *int32, def int32) int32 {
 	if p == nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -48,7 +47,7 @@ func NewCronJob(cfg Config) *CronJob {
 		rec: controller.NewRecorder(cfg.Store, "cronjob-controller", cfg.Clock, cfg.Log)}
 	c := controller.New("cronjob", r, cfg.Workers, cfg.Clock, cfg.Log)
 	r.Controller = c
-	r.cjs.Inf.AddHandler(controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) }})
+	r.cjs.Inf.AddHandler(enqueueHandler(c, nil))
 	owner := func(o runtime.Object) { c.EnqueueOwner(o, "CronJob") }
 	r.jobs.Inf.AddHandler(controller.Handler{OnAdd: owner, OnUpdate: func(_, o runtime.Object) { owner(o) }, OnDelete: owner})
 	return r
@@ -56,10 +55,7 @@ func NewCronJob(cfg Config) *CronJob {
 
 // Run runs the reconciler and its recorder until ctx ends.
 func (r *CronJob) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.rec.Run(gctx) })
-	g.Go(func() error { return r.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, r.rec, r.Controller)
 }
 
 // Reconcile syncs one CronJob.

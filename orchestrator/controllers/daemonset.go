@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"sort"
 
-	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -58,8 +56,7 @@ func NewDaemonSet(cfg Config) *DaemonSet {
 		exp: controller.NewExpectations(cfg.Clock), rec: controller.NewRecorder(cfg.Store, "daemonset-controller", cfg.Clock, cfg.Log)}
 	c := controller.New("daemonset", r, cfg.Workers, cfg.Clock, cfg.Log)
 	r.Controller = c
-	r.dss.Inf.AddHandler(controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) },
-		OnDelete: func(o runtime.Object) { r.exp.Delete(controller.KeyOf(o)) }})
+	r.dss.Inf.AddHandler(enqueueHandler(c, func(o runtime.Object) { r.exp.Delete(controller.KeyOf(o)) }))
 	all := func(runtime.Object) {
 		for _, ds := range r.dss.List("", nil) {
 			c.EnqueueObject(ds)
@@ -72,10 +69,7 @@ func NewDaemonSet(cfg Config) *DaemonSet {
 
 // Run runs the reconciler and its recorder until ctx ends.
 func (r *DaemonSet) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.rec.Run(gctx) })
-	g.Go(func() error { return r.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, r.rec, r.Controller)
 }
 
 // daemonRollingLimits resolves a DaemonSet's rolling update maxSurge and
@@ -243,16 +237,8 @@ func (r *DaemonSet) Reconcile(ctx context.Context, key string) (controller.Resul
 	if !ok || ds.DeletionTimestamp != nil {
 		return controller.Result{}, nil
 	}
-	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-	if err != nil || sel.Empty() {
-		return controller.Result{}, nil
-	}
-	hash, err := ensureRevision(ctx, r.cfg.Store, r.crs, ds, gvkDaemonSet, &ds.Spec.Template)
-	if err != nil {
-		return controller.Result{}, err
-	}
-	pods, err := claim(ctx, r.cfg.Store, ds, gvkDaemonSet, sel, r.pods.List(ns, sel))
-	if err != nil {
+	hash, pods, ok, err := claimRevisioned(ctx, r.cfg.Store, r.crs, r.pods, ds, gvkDaemonSet, ds.Spec.Selector, &ds.Spec.Template)
+	if !ok || err != nil {
 		return controller.Result{}, err
 	}
 	byNode := map[string][]*corev1.Pod{}
@@ -420,13 +406,9 @@ func (r *DaemonSet) manage(ctx context.Context, key string, ds *appsv1.DaemonSet
 	}
 	r.exp.Expect(key, len(create), uids)
 	for _, p := range del {
-		err := store.Delete[*corev1.Pod](ctx, r.cfg.Store, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-		if err != nil {
-			r.exp.DeletionObserved(key, string(p.UID))
-			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				r.exp.Delete(key) // nothing more is in flight: start afresh next time
-				return fmt.Errorf("daemonset %s: delete %s: %w", key, p.Name, err)
-			}
+		if _, err := deletePodByUID(ctx, r.cfg.Store, r.exp, key, p); err != nil {
+			r.exp.Delete(key) // nothing more is in flight: start afresh next time
+			return fmt.Errorf("daemonset %s: delete %s: %w", key, p.Name, err)
 		}
 		r.rec.Eventf(ds, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 	}

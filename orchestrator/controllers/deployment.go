@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -48,11 +47,7 @@ func NewDeployment(cfg Config) *Deployment {
 	}
 	c := controller.New("deployment", d, cfg.Workers, cfg.Clock, cfg.Log)
 	d.Controller = c
-	d.deps.Inf.AddHandler(controller.Handler{
-		OnAdd:    c.EnqueueObject,
-		OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) },
-		OnDelete: c.EnqueueObject,
-	})
+	d.deps.Inf.AddHandler(enqueueHandler(c, c.EnqueueObject))
 	matching := func(rs *appsv1.ReplicaSet) {
 		for _, dep := range d.deps.List(rs.Namespace, nil) {
 			sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
@@ -99,10 +94,7 @@ func NewDeployment(cfg Config) *Deployment {
 
 // Run runs the reconciler and its event recorder until ctx ends.
 func (d *Deployment) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return d.rec.Run(gctx) })
-	g.Go(func() error { return d.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, d.rec, d.Controller)
 }
 
 // Reconcile syncs one Deployment.

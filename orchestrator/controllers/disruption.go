@@ -43,7 +43,7 @@ func NewDisruption(cfg Config) *Disruption {
 		deps: controller.ListerFor[*appsv1.Deployment](cfg.Informers), sts: controller.ListerFor[*appsv1.StatefulSet](cfg.Informers)}
 	c := controller.New("disruption", r, cfg.Workers, cfg.Clock, cfg.Log)
 	r.Controller = c
-	r.pdbs.Inf.AddHandler(controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) }})
+	r.pdbs.Inf.AddHandler(enqueueHandler(c, nil))
 	byPod := func(o runtime.Object) {
 		p := podOf(o)
 		for _, pdb := range r.pdbs.List(p.Namespace, nil) {

@@ -65,7 +65,7 @@ func NewEndpoints(cfg Config) *Endpoints {
 	}
 	c := controller.New("endpoints", r, cfg.Workers, cfg.Clock, cfg.Log)
 	r.Controller = c
-	r.svcs.Inf.AddHandler(controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) }, OnDelete: c.EnqueueObject})
+	r.svcs.Inf.AddHandler(enqueueHandler(c, c.EnqueueObject))
 	podChanged := func(p *corev1.Pod) {
 		for _, s := range r.svcs.List(p.Namespace, nil) {
 			if len(s.Spec.Selector) > 0 && labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(p.Labels)) {

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -176,10 +175,7 @@ func NewHPA(cfg Config, metrics MetricsSource) *HPA {
 
 // Run runs the reconciler and its recorder until ctx ends.
 func (r *HPA) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.rec.Run(gctx) })
-	g.Go(func() error { return r.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, r.rec, r.Controller)
 }
 
 // scaleTarget reads replicas and selector of the HPA's target.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -54,18 +53,14 @@ func NewJob(cfg Config) *Job {
 		exp: controller.NewExpectations(cfg.Clock), rec: controller.NewRecorder(cfg.Store, "job-controller", cfg.Clock, cfg.Log)}
 	c := controller.New("job", j, cfg.Workers, cfg.Clock, cfg.Log)
 	j.Controller = c
-	j.jobs.Inf.AddHandler(controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) },
-		OnDelete: func(o runtime.Object) { j.exp.Delete(controller.KeyOf(o)) }})
+	j.jobs.Inf.AddHandler(enqueueHandler(c, func(o runtime.Object) { j.exp.Delete(controller.KeyOf(o)) }))
 	j.pods.Inf.AddHandler(podOwnerHandler(c, j.exp, "Job", nil))
 	return j
 }
 
 // Run runs the reconciler and its recorder until ctx ends.
 func (j *Job) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return j.rec.Run(gctx) })
-	g.Go(func() error { return j.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, j.rec, j.Controller)
 }
 
 func jobCond(st *batchv1.JobStatus, t batchv1.JobConditionType) *batchv1.JobCondition {
@@ -513,13 +508,9 @@ func (j *Job) finishSync(ctx context.Context, job *batchv1.Job, st batchv1.JobSt
 		}
 		j.exp.Expect(controller.KeyOf(job), 0, uids)
 		for _, p := range victims {
-			err := store.Delete[*corev1.Pod](ctx, j.cfg.Store, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-			if err != nil {
-				j.exp.DeletionObserved(controller.KeyOf(job), string(p.UID))
-				if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-					j.exp.Delete(controller.KeyOf(job))
-					return fmt.Errorf("job %s/%s: delete pod %s: %w", job.Namespace, job.Name, p.Name, err)
-				}
+			if _, err := deletePodByUID(ctx, j.cfg.Store, j.exp, controller.KeyOf(job), p); err != nil {
+				j.exp.Delete(controller.KeyOf(job))
+				return fmt.Errorf("job %s/%s: delete pod %s: %w", job.Namespace, job.Name, p.Name, err)
 			}
 		}
 	}
@@ -532,8 +523,7 @@ func (j *Job) deleteActive(ctx context.Context, job *batchv1.Job) error {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		err := store.Delete[*corev1.Pod](ctx, j.cfg.Store, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if _, err := deletePodByUID(ctx, j.cfg.Store, nil, "", p); err != nil {
 			return fmt.Errorf("job %s/%s: terminate pod %s: %w", job.Namespace, job.Name, p.Name, err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -199,7 +198,7 @@ func NewNodeLifecycle(cfg Config) *NodeLifecycle {
 	c := controller.New("nodelifecycle", r, cfg.Workers, cfg.Clock, cfg.Log)
 	r.Controller = c
 	r.pods.Inf.AddIndex("node", func(o runtime.Object) []string { return []string{o.(*corev1.Pod).Spec.NodeName} })
-	r.nodes.Inf.AddHandler(controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) }})
+	r.nodes.Inf.AddHandler(enqueueHandler(c, nil))
 	r.leases.Inf.AddHandler(controller.Handler{
 		OnAdd:    func(o runtime.Object) { r.enqueueLease(o) },
 		OnUpdate: func(_, o runtime.Object) { r.enqueueLease(o) },
@@ -228,10 +227,7 @@ func (r *NodeLifecycle) enqueueLease(o runtime.Object) {
 
 // Run runs the reconciler and its recorder until ctx ends.
 func (r *NodeLifecycle) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.rec.Run(gctx) })
-	g.Go(func() error { return r.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, r.rec, r.Controller)
 }
 
 func nodeReady(n *corev1.Node) *corev1.NodeCondition {
@@ -481,8 +477,7 @@ func (r *NodeLifecycle) evict(ctx context.Context, node *corev1.Node, now time.T
 		}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return 0, fmt.Errorf("node %s: evict %s/%s: condition: %w", node.Name, p.Namespace, p.Name, err)
 		}
-		err := store.Delete[*corev1.Pod](ctx, r.cfg.Store, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if _, err := deletePodByUID(ctx, r.cfg.Store, nil, "", p); err != nil {
 			return 0, fmt.Errorf("node %s: evict %s/%s: %w", node.Name, p.Namespace, p.Name, err)
 		}
 		r.rec.Eventf(p, corev1.EventTypeNormal, "TaintManagerEviction", "Marking for deletion Pod %s/%s", p.Namespace, p.Name)

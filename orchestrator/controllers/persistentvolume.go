@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -122,10 +121,7 @@ func NewPersistentVolume(cfg Config, baseDir string) *PersistentVolume {
 
 // Run runs the reconciler and its recorder until ctx ends.
 func (r *PersistentVolume) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.rec.Run(gctx) })
-	g.Go(func() error { return r.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, r.rec, r.Controller)
 }
 
 // Reconcile syncs one volume or claim.

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -49,11 +48,7 @@ func NewReplicaSet(cfg Config) *ReplicaSet {
 		rec:  controller.NewRecorder(cfg.Store, "replicaset-controller", cfg.Clock, cfg.Log),
 	}
 	r.Controller = controller.New("replicaset", r, cfg.Workers, cfg.Clock, cfg.Log)
-	r.rs.Inf.AddHandler(controller.Handler{
-		OnAdd:    r.Controller.EnqueueObject,
-		OnUpdate: func(_, o runtime.Object) { r.Controller.EnqueueObject(o) },
-		OnDelete: func(o runtime.Object) { r.exp.Delete(controller.KeyOf(o)); r.Controller.EnqueueObject(o) },
-	})
+	r.rs.Inf.AddHandler(enqueueHandler(r.Controller, func(o runtime.Object) { r.exp.Delete(controller.KeyOf(o)); r.Controller.EnqueueObject(o) }))
 	r.pods.Inf.AddHandler(podOwnerHandler(r.Controller, r.exp, "ReplicaSet", func(p *corev1.Pod) []string {
 		var keys []string
 		for _, rs := range r.rs.List(p.Namespace, nil) {
@@ -123,10 +118,7 @@ func podOwnerHandler(c *controller.Controller, exp *controller.Expectations, kin
 
 // Run runs the reconciler and its event recorder until ctx ends.
 func (r *ReplicaSet) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.rec.Run(gctx) })
-	g.Go(func() error { return r.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, r.rec, r.Controller)
 }
 
 // Reconcile syncs one ReplicaSet.
@@ -284,14 +276,10 @@ func (r *ReplicaSet) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				err := store.Delete[*corev1.Pod](ctx, r.cfg.Store, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-				if err != nil {
-					r.exp.DeletionObserved(key, string(p.UID))
-					if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-						mu.Lock()
-						errs = append(errs, err)
-						mu.Unlock()
-					}
+				if _, err := deletePodByUID(ctx, r.cfg.Store, r.exp, key, p); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
 				}
 			}()
 		}

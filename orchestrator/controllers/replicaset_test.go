@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -9,7 +10,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/clock"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
 	"github.com/tugboatdev/tugboat/orchestrator/simnode"
@@ -166,5 +171,83 @@ func TestReplicaSetResumesAfterRestart(t *testing.T) {
 	e.waitFor("6 pods after restart", func() (bool, string) { n := len(e.ownedPods(rs)); return n == 6, fmt.Sprint(n) })
 	if ok, desc := e.settle(func() (bool, string) { n := len(e.ownedPods(rs)); return n == 6, fmt.Sprint(n) }); !ok {
 		t.Fatalf("duplicates after restart: %s", desc)
+	}
+}
+
+// failingDeletes is a store whose deletes fail with err.
+type failingDeletes struct {
+	store.Interface
+	err error
+}
+
+func (f failingDeletes) Delete(context.Context, schema.GroupResource, string, string, metav1.DeleteOptions) (runtime.Object, error) {
+	return nil, f.err
+}
+
+func TestDeletePodByUID(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tt := range []struct {
+		name        string
+		replaced    bool  // the pod handed to deletePodByUID has another UID
+		missing     bool  // the pod is not in the store
+		deleteErr   error // the store's deletes fail with it
+		wantDeleted bool
+		wantErr     error
+		wantGone    bool
+	}{
+		{name: "deletes", wantDeleted: true, wantGone: true},
+		{name: "replaced", replaced: true},
+		{name: "already gone", missing: true, wantGone: true},
+		{name: "store fails", deleteErr: boom, wantErr: boom},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := store.Open(ctx, store.Config{Logger: quietLog()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "p"},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+			if !tt.missing {
+				if p, err = store.Create(ctx, s, p); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				p.UID = "never-stored"
+			}
+			victim := p.DeepCopy()
+			if tt.replaced {
+				victim.UID += "-another-incarnation"
+			}
+			var si store.Interface = s
+			if tt.deleteErr != nil {
+				si = failingDeletes{Interface: s, err: tt.deleteErr}
+			}
+			for _, withExp := range []bool{false, true} {
+				var exp *controller.Expectations
+				if withExp {
+					exp = controller.NewExpectations(clock.RealClock{})
+					exp.Expect("default/owner", 0, []string{string(victim.UID)})
+				}
+				deleted, err := deletePodByUID(ctx, si, exp, "default/owner", victim)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				if deleted != tt.wantDeleted {
+					t.Errorf("deleted = %v, want %v", deleted, tt.wantDeleted)
+				}
+				// Only a delete that happened is left for the informer to
+				// observe; every other outcome is observed at once.
+				if withExp && exp.Satisfied("default/owner") == tt.wantDeleted {
+					t.Errorf("expectations satisfied = %v after deleted = %v", !tt.wantDeleted, tt.wantDeleted)
+				}
+				tt.wantDeleted = false // a second call finds the pod gone
+			}
+			_, err = store.Get[*corev1.Pod](ctx, s, "default", "p")
+			if gone := apierrors.IsNotFound(err); gone != tt.wantGone {
+				t.Errorf("pod gone = %v (%v), want %v", gone, err, tt.wantGone)
+			}
+		})
 	}
 }

@@ -27,6 +27,29 @@ func revisionHash(t *corev1.PodTemplateSpec) string {
 	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
 }
 
+// claimRevisioned starts the reconcile of a workload that keeps its pod
+// templates as ControllerRevisions (DaemonSet, StatefulSet): it makes sure
+// the revision of tmpl exists and returns its hash and the pods owner
+// controls among those selector matches (adopting and releasing as
+// [claim]). ok is false when selector is invalid or empty: such a workload
+// manages no pods.
+func claimRevisioned(ctx context.Context, s store.Interface, crs controller.Lister[*appsv1.ControllerRevision], pods controller.Lister[*corev1.Pod],
+	owner metav1.Object, gvk schema.GroupVersionKind, selector *metav1.LabelSelector, tmpl *corev1.PodTemplateSpec) (hash string, owned []*corev1.Pod, ok bool, err error) {
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil || sel.Empty() {
+		return "", nil, false, nil
+	}
+	hash, err = ensureRevision(ctx, s, crs, owner, gvk, tmpl)
+	if err != nil {
+		return "", nil, false, err
+	}
+	owned, err = claim(ctx, s, owner, gvk, sel, pods.List(owner.GetNamespace(), sel))
+	if err != nil {
+		return "", nil, false, err
+	}
+	return hash, owned, true, nil
+}
+
 // ensureRevision makes sure a ControllerRevision named <owner>-<hash>
 // holding tmpl exists for owner and returns the hash; a new revision gets
 // the next revision number.

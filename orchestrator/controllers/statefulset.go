@@ -8,13 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
@@ -51,17 +49,14 @@ func NewStatefulSet(cfg Config) *StatefulSet {
 		rec: controller.NewRecorder(cfg.Store, "statefulset-controller", cfg.Clock, cfg.Log), exp: controller.NewExpectations(cfg.Clock)}
 	c := controller.New("statefulset", r, cfg.Workers, cfg.Clock, cfg.Log)
 	r.Controller = c
-	r.sts.Inf.AddHandler(controller.Handler{OnAdd: c.EnqueueObject, OnUpdate: func(_, o runtime.Object) { c.EnqueueObject(o) }})
+	r.sts.Inf.AddHandler(enqueueHandler(c, nil))
 	r.pods.Inf.AddHandler(podOwnerHandler(c, r.exp, "StatefulSet", nil))
 	return r
 }
 
 // Run runs the reconciler and its recorder until ctx ends.
 func (r *StatefulSet) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.rec.Run(gctx) })
-	g.Go(func() error { return r.Controller.Run(gctx) })
-	return g.Wait()
+	return runWithRecorder(ctx, r.rec, r.Controller)
 }
 
 func ordinalOf(set *appsv1.StatefulSet, p *corev1.Pod) int {
@@ -153,16 +148,8 @@ func (r *StatefulSet) Reconcile(ctx context.Context, key string) (controller.Res
 	if !ok || set.DeletionTimestamp != nil {
 		return controller.Result{}, nil
 	}
-	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
-	if err != nil || sel.Empty() {
-		return controller.Result{}, nil
-	}
-	hash, err := ensureRevision(ctx, r.cfg.Store, r.crs, set, gvkStatefulSet, &set.Spec.Template)
-	if err != nil {
-		return controller.Result{}, err
-	}
-	owned, err := claim(ctx, r.cfg.Store, set, gvkStatefulSet, sel, r.pods.List(ns, sel))
-	if err != nil {
+	hash, owned, ok, err := claimRevisioned(ctx, r.cfg.Store, r.crs, r.pods, set, gvkStatefulSet, set.Spec.Selector, &set.Spec.Template)
+	if !ok || err != nil {
 		return controller.Result{}, err
 	}
 	replicas := int(int32Val(set.Spec.Replicas, 1))
@@ -475,12 +462,11 @@ func (r *StatefulSet) createPod(ctx context.Context, key string, set *appsv1.Sta
 
 func (r *StatefulSet) deletePod(ctx context.Context, key string, set *appsv1.StatefulSet, p *corev1.Pod) error {
 	r.exp.Expect(key, 0, []string{string(p.UID)})
-	err := store.Delete[*corev1.Pod](ctx, r.cfg.Store, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	deleted, err := deletePodByUID(ctx, r.cfg.Store, r.exp, key, p)
 	if err != nil {
-		r.exp.DeletionObserved(key, string(p.UID))
-		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("statefulset %s: delete %s: %w", key, p.Name, err)
-		}
+		return fmt.Errorf("statefulset %s: delete %s: %w", key, p.Name, err)
+	}
+	if !deleted {
 		return nil
 	}
 	r.rec.Eventf(set, corev1.EventTypeNormal, "SuccessfulDelete", "delete Pod %s in StatefulSet %s successful", p.Name, set.Name)

@@ -244,134 +244,97 @@ static __always_inline int is_mapped(const __u32 a[4])
 	return a[0] == 0 && a[1] == 0 && a[2] == V4_MAPPED_PREFIX;
 }
 
-static __always_inline int fwd4(struct bpf_sock_addr *ctx)
+/* get_user_addr reads the socket address of ctx as 16 bytes: an IPv4 hook's
+ * (v6 == 0) IPv4-mapped, as the maps store it. v6 is a constant in every
+ * caller, so each hook reads only the context fields its type allows. */
+static __always_inline void get_user_addr(struct bpf_sock_addr *ctx, int v6, __u32 a[4])
 {
-	__u32 addr[4] = { 0, 0, V4_MAPPED_PREFIX, ctx->user_ip4 };
-	__u16 port = (__u16)ctx->user_port;
-	int r = xlate(ctx, addr, &port);
+	if (v6) {
+		a[0] = ctx->user_ip6[0];
+		a[1] = ctx->user_ip6[1];
+		a[2] = ctx->user_ip6[2];
+		a[3] = ctx->user_ip6[3];
+	} else {
+		a[0] = 0;
+		a[1] = 0;
+		a[2] = V4_MAPPED_PREFIX;
+		a[3] = ctx->user_ip4;
+	}
+}
 
+/* set_user_addr writes a (16 bytes, IPv4 mapped for an IPv4 hook) and port
+ * (network order) as the socket address of ctx. */
+static __always_inline void set_user_addr(struct bpf_sock_addr *ctx, int v6, const __u32 a[4], __u16 port)
+{
+	if (v6) {
+		ctx->user_ip6[0] = a[0];
+		ctx->user_ip6[1] = a[1];
+		ctx->user_ip6[2] = a[2];
+		ctx->user_ip6[3] = a[3];
+	} else {
+		ctx->user_ip4 = a[3];
+	}
+	ctx->user_port = port;
+}
+
+/* fwd serves the connect and sendmsg hooks of both families. IPv6 sockets
+ * reach IPv6 services directly and IPv4 services through IPv4-mapped
+ * addresses (::ffff:a.b.c.d), which is how the maps store them. */
+static __always_inline int fwd(struct bpf_sock_addr *ctx, int v6)
+{
+	__u32 addr[4];
+	__u16 port = (__u16)ctx->user_port;
+	int r;
+
+	get_user_addr(ctx, v6, addr);
+	r = xlate(ctx, addr, &port);
 	/* An IPv4 socket cannot reach an IPv6 backend (the frontend and its
 	 * backends are of one family, so this only guards the maps). */
-	if (r < 0 || (r == 0 && !is_mapped(addr))) {
+	if (r < 0 || (r == 0 && !v6 && !is_mapped(addr))) {
 		bpf_set_retval(-ECONNREFUSED);
 		return 0;
 	}
-	if (r == 0) {
-		ctx->user_ip4 = addr[3];
-		ctx->user_port = port;
-	}
+	if (r == 0)
+		set_user_addr(ctx, v6, addr, port);
 	return 1;
 }
 
-/* IPv6 sockets reach IPv6 services directly and IPv4 services through
- * IPv4-mapped addresses (::ffff:a.b.c.d), which is how the maps store them. */
-static __always_inline int fwd6(struct bpf_sock_addr *ctx)
-{
-	__u32 addr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
-	__u16 port = (__u16)ctx->user_port;
-	int r = xlate(ctx, addr, &port);
-
-	if (r < 0) {
-		bpf_set_retval(-ECONNREFUSED);
-		return 0;
+/* SOCK_HOOK defines the program tugboat_<hook> of the cgroup sock_addr
+ * hook <hook>, which returns call. */
+#define SOCK_HOOK(hook, call)                               \
+	SEC("cgroup/" #hook)                                \
+	int tugboat_##hook(struct bpf_sock_addr *ctx)       \
+	{                                                   \
+		return call;                                \
 	}
-	if (r == 0) {
-		ctx->user_ip6[0] = addr[0];
-		ctx->user_ip6[1] = addr[1];
-		ctx->user_ip6[2] = addr[2];
-		ctx->user_ip6[3] = addr[3];
-		ctx->user_port = port;
-	}
-	return 1;
-}
 
-SEC("cgroup/connect4")
-int tugboat_connect4(struct bpf_sock_addr *ctx)
-{
-	return fwd4(ctx);
-}
+SOCK_HOOK(connect4, fwd(ctx, 0))
+SOCK_HOOK(sendmsg4, fwd(ctx, 0))
+SOCK_HOOK(connect6, fwd(ctx, 1))
+SOCK_HOOK(sendmsg6, fwd(ctx, 1))
 
-SEC("cgroup/sendmsg4")
-int tugboat_sendmsg4(struct bpf_sock_addr *ctx)
-{
-	return fwd4(ctx);
-}
-
-SEC("cgroup/connect6")
-int tugboat_connect6(struct bpf_sock_addr *ctx)
-{
-	return fwd6(ctx);
-}
-
-SEC("cgroup/sendmsg6")
-int tugboat_sendmsg6(struct bpf_sock_addr *ctx)
-{
-	return fwd6(ctx);
-}
-
-/* rev_lookup finds the service address a backend address was translated
- * from on this socket. */
-static __always_inline struct revnat_val *rev_lookup(struct bpf_sock_addr *ctx, struct revnat_key *rkey)
-{
-	rkey->cookie = bpf_get_socket_cookie(ctx);
-	rkey->port = (__u16)ctx->user_port;
-	return bpf_map_lookup_elem(&revnat, rkey);
-}
-
-static __always_inline void rev4(struct bpf_sock_addr *ctx)
-{
-	struct revnat_key rkey = { .addr = { 0, 0, V4_MAPPED_PREFIX, ctx->user_ip4 } };
-	struct revnat_val *rv = rev_lookup(ctx, &rkey);
-
-	if (!rv || !is_mapped(rv->addr))
-		return;
-	ctx->user_ip4 = rv->addr[3];
-	ctx->user_port = rv->port;
-}
-
-static __always_inline void rev6(struct bpf_sock_addr *ctx)
+/* rev serves the recvmsg and getpeername hooks of both families: it
+ * translates a backend address back to the service address it was
+ * translated from on this socket. It returns 1 (always allowed). */
+static __always_inline int rev(struct bpf_sock_addr *ctx, int v6)
 {
 	struct revnat_key rkey = {
-		.addr = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] },
+		.cookie = bpf_get_socket_cookie(ctx),
+		.port = (__u16)ctx->user_port,
 	};
-	struct revnat_val *rv = rev_lookup(ctx, &rkey);
+	struct revnat_val *rv;
 
-	if (!rv)
-		return;
-	ctx->user_ip6[0] = rv->addr[0];
-	ctx->user_ip6[1] = rv->addr[1];
-	ctx->user_ip6[2] = rv->addr[2];
-	ctx->user_ip6[3] = rv->addr[3];
-	ctx->user_port = rv->port;
-}
-
-SEC("cgroup/recvmsg4")
-int tugboat_recvmsg4(struct bpf_sock_addr *ctx)
-{
-	rev4(ctx);
+	get_user_addr(ctx, v6, rkey.addr);
+	rv = bpf_map_lookup_elem(&revnat, &rkey);
+	if (rv && (v6 || is_mapped(rv->addr)))
+		set_user_addr(ctx, v6, rv->addr, rv->port);
 	return 1;
 }
 
-SEC("cgroup/getpeername4")
-int tugboat_getpeername4(struct bpf_sock_addr *ctx)
-{
-	rev4(ctx);
-	return 1;
-}
-
-SEC("cgroup/recvmsg6")
-int tugboat_recvmsg6(struct bpf_sock_addr *ctx)
-{
-	rev6(ctx);
-	return 1;
-}
-
-SEC("cgroup/getpeername6")
-int tugboat_getpeername6(struct bpf_sock_addr *ctx)
-{
-	rev6(ctx);
-	return 1;
-}
+SOCK_HOOK(recvmsg4, rev(ctx, 0))
+SOCK_HOOK(getpeername4, rev(ctx, 0))
+SOCK_HOOK(recvmsg6, rev(ctx, 1))
+SOCK_HOOK(getpeername6, rev(ctx, 1))
 
 /*
  * External NodePort traffic: tc programs on the node's interfaces.
@@ -398,9 +361,13 @@ int tugboat_getpeername6(struct bpf_sock_addr *ctx)
  * (SVC_F_KEEP_SOURCE) the client's address is kept.
  */
 
+/* The flow structures of both families have the same fields; an address is
+ * ADDR_WORDS(family) 32-bit words in network order (one for IPv4), so one
+ * body (nodeport.h) serves both. */
+
 struct flow_key {
-	__u32 saddr;
-	__u32 daddr;
+	__u32 saddr[1];
+	__u32 daddr[1];
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
@@ -408,7 +375,7 @@ struct flow_key {
 };
 
 struct flow_val {
-	__u32 addr;
+	__u32 addr[1];
 	__u16 port;
 	__u16 pad;
 };
@@ -417,240 +384,14 @@ struct flow_val {
  * source-NATed flows, the node's address and port and the interface towards
  * the backend (zero otherwise). */
 struct fwd_val {
-	__u32 addr;
-	__u32 snat_addr;
+	__u32 addr[1];
+	__u32 snat_addr[1];
 	__u16 port;
 	__u16 snat_port;
 	__u32 ifindex;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct flow_key);
-	__type(value, struct fwd_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ct_fwd SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct flow_key);
-	__type(value, struct flow_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ct_rev SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct flow_key);
-	__type(value, struct flow_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ct_snat SEC(".maps");
-
-#define AF_INET 2
-#define SNAT_PORT_MIN 32768
-#define SNAT_PORT_RANGE (61000 - SNAT_PORT_MIN)
-
-#define IP_OFF ETH_HLEN
-#define IP_CSUM_OFF (IP_OFF + offsetof(struct iphdr, check))
-#define IP_SADDR_OFF (IP_OFF + offsetof(struct iphdr, saddr))
-#define IP_DADDR_OFF (IP_OFF + offsetof(struct iphdr, daddr))
-#define L4_OFF (IP_OFF + sizeof(struct iphdr))
-#define L4_SPORT_OFF L4_OFF
-#define L4_DPORT_OFF (L4_OFF + 2)
-#define TCP_CSUM_OFF (L4_OFF + 16)
-#define UDP_CSUM_OFF (L4_OFF + 6)
-
-/* parse reads the IPv4 TCP/UDP 5-tuple of skb (no IP options, no
- * fragments). */
-static __always_inline int parse(struct __sk_buff *skb, struct flow_key *k)
-{
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip;
-	__u16 *ports;
-
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return -1;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
-		return -1;
-	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
-		return -1;
-	ports = (void *)(ip + 1);
-	if ((void *)(ports + 2) > end)
-		return -1;
-	k->saddr = ip->saddr;
-	k->daddr = ip->daddr;
-	k->sport = ports[0];
-	k->dport = ports[1];
-	k->proto = ip->protocol;
-	return 0;
-}
-
-/* rewrite replaces one address (at addr_off) and one port (at port_off) and
- * fixes the IP and L4 checksums. */
-static __always_inline int rewrite(struct __sk_buff *skb, __u8 proto, int addr_off, __u32 old_addr,
-				   __u32 new_addr, int port_off, __u16 old_port, __u16 new_port)
-{
-	int csum_off = proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF;
-	__u64 flags = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-
-	if (bpf_l4_csum_replace(skb, csum_off, old_addr, new_addr, flags | BPF_F_PSEUDO_HDR | sizeof(new_addr)))
-		return -1;
-	if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port, flags | sizeof(new_port)))
-		return -1;
-	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_addr, new_addr, sizeof(new_addr)))
-		return -1;
-	if (bpf_skb_store_bytes(skb, addr_off, &new_addr, sizeof(new_addr), 0))
-		return -1;
-	if (bpf_skb_store_bytes(skb, port_off, &new_port, sizeof(new_port), 0))
-		return -1;
-	return 0;
-}
-
-/* snat_source returns the node address the kernel would forward a packet
- * from k's source to the backend with, or 0 when the backend is local (or
- * the packet would not be forwarded), so no source NAT is needed. */
-static __always_inline __u32 snat_source(struct __sk_buff *skb, struct flow_key *k, __u32 backend, __u32 *ifindex)
-{
-	struct bpf_fib_lookup fib = {};
-
-	fib.family = AF_INET;
-	fib.l4_protocol = k->proto;
-	fib.tot_len = skb->len > ETH_HLEN ? skb->len - ETH_HLEN : 0;
-	fib.ipv4_src = k->saddr;
-	fib.ipv4_dst = backend;
-	fib.ifindex = skb->ingress_ifindex;
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
-		return 0;
-	*ifindex = fib.ifindex;
-	return fib.ipv4_src;
-}
-
-/* new_flow chooses a backend for a new flow k to a frontend and records the
- * flow's translations. It returns 1 when k is for no usable frontend. */
-static __always_inline int new_flow(struct __sk_buff *skb, struct flow_key *k, struct fwd_val *out)
-{
-	struct svc_key sk = { .addr = { 0, 0, V4_MAPPED_PREFIX, k->daddr }, .port = k->dport, .proto = k->proto };
-	struct svc_val *svc = bpf_map_lookup_elem(&services, &sk);
-	struct backend *b;
-	__u32 *bid;
-
-	if (!svc || svc->count == 0)
-		return 1;
-	struct slot_key slk = { .id = svc->id, .slot = (bpf_get_prandom_u32() % svc->count) + 1 };
-	bid = bpf_map_lookup_elem(&slots, &slk);
-	if (!bid)
-		return 1;
-	b = bpf_map_lookup_elem(&backends, bid);
-	if (!b || !is_mapped(b->addr))
-		return 1;
-	out->addr = b->addr[3];
-	out->port = b->port;
-	out->snat_addr = 0;
-	out->snat_port = 0;
-	out->ifindex = 0;
-
-	/* The reply to the client, on its way out: source back to the
-	 * frontend. */
-	struct flow_key rk = { .saddr = out->addr, .daddr = k->saddr, .sport = out->port, .dport = k->sport, .proto = k->proto };
-	struct flow_val fe = { .addr = k->daddr, .port = k->dport };
-
-	if (!(svc->flags & SVC_F_KEEP_SOURCE)) {
-		__u32 node = snat_source(skb, k, out->addr, &out->ifindex);
-
-		if (node) {
-			/* The reply to the node, arriving: destination back to
-			 * the client. Try the client's port, then random
-			 * ones, for a tuple no other flow uses. */
-			struct flow_key sk2 = { .saddr = out->addr, .daddr = node, .sport = out->port, .proto = k->proto };
-			struct flow_val client = { .addr = k->saddr, .port = k->sport };
-			__u16 port = k->sport;
-			int i;
-
-			for (i = 0; i < 8; i++) {
-				sk2.dport = port;
-				if (bpf_map_update_elem(&ct_snat, &sk2, &client, BPF_NOEXIST) == 0)
-					break;
-				port = bpf_htons(SNAT_PORT_MIN + bpf_get_prandom_u32() % SNAT_PORT_RANGE);
-			}
-			if (i == 8)
-				return -1;
-			out->snat_addr = node;
-			out->snat_port = port;
-		}
-	}
-	bpf_map_update_elem(&ct_fwd, k, out, BPF_ANY);
-	bpf_map_update_elem(&ct_rev, &rk, &fe, BPF_ANY);
-	return 0;
-}
-
-static __always_inline int ingress4(struct __sk_buff *skb)
-{
-	struct flow_key k = {};
-	struct fwd_val *known;
-	struct fwd_val fwd;
-	struct flow_val *client;
-
-	if (parse(skb, &k))
-		return TC_ACT_OK;
-	known = bpf_map_lookup_elem(&ct_fwd, &k);
-	if (known) {
-		fwd = *known;
-	} else {
-		/* A reply from a remote backend to a source-NATed flow: back to
-		 * the client (egress restores the frontend as source). */
-		client = bpf_map_lookup_elem(&ct_snat, &k);
-		if (client) {
-			__u32 addr = client->addr;
-			__u16 port = client->port;
-
-			if (rewrite(skb, k.proto, IP_DADDR_OFF, k.daddr, addr, L4_DPORT_OFF, k.dport, port))
-				return TC_ACT_SHOT;
-			return TC_ACT_OK;
-		}
-		int r = new_flow(skb, &k, &fwd);
-
-		if (r > 0)
-			return TC_ACT_OK;
-		if (r < 0)
-			return TC_ACT_SHOT;
-	}
-	if (rewrite(skb, k.proto, IP_DADDR_OFF, k.daddr, fwd.addr, L4_DPORT_OFF, k.dport, fwd.port))
-		return TC_ACT_SHOT;
-	if (fwd.snat_addr) {
-		if (rewrite(skb, k.proto, IP_SADDR_OFF, k.saddr, fwd.snat_addr, L4_SPORT_OFF, k.sport, fwd.snat_port))
-			return TC_ACT_SHOT;
-		return bpf_redirect_neigh(fwd.ifindex, 0, 0, 0);
-	}
-	return TC_ACT_OK;
-}
-
-static __always_inline int egress4(struct __sk_buff *skb)
-{
-	struct flow_key k = {};
-	struct flow_val *fe;
-
-	if (parse(skb, &k))
-		return TC_ACT_OK;
-	fe = bpf_map_lookup_elem(&ct_rev, &k);
-	if (!fe)
-		return TC_ACT_OK;
-	__u32 addr = fe->addr;
-	__u16 port = fe->port;
-	if (rewrite(skb, k.proto, IP_SADDR_OFF, k.saddr, addr, L4_SPORT_OFF, k.sport, port))
-		return TC_ACT_SHOT;
-	return TC_ACT_OK;
-}
-
-/*
- * IPv6: the same translations with 16-byte addresses (no extension
- * headers; there is no IP header checksum, the L4 checksum covers the
- * addresses through the pseudo header).
- */
+/* IPv6: the same with 16-byte addresses. */
 
 struct flow6_key {
 	__u32 saddr[4];
@@ -675,233 +416,68 @@ struct fwd6_val {
 	__u32 ifindex;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct flow6_key);
-	__type(value, struct fwd6_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ct6_fwd SEC(".maps");
+/* CT_MAP declares one LRU flow table of the tc programs. */
+#define CT_MAP(name, key_type, val_type)                  \
+	struct {                                          \
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);      \
+		__uint(max_entries, 262144);              \
+		__type(key, key_type);                    \
+		__type(value, val_type);                  \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);      \
+	} name SEC(".maps")
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct flow6_key);
-	__type(value, struct flow6_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ct6_rev SEC(".maps");
+CT_MAP(ct_fwd, struct flow_key, struct fwd_val);
+CT_MAP(ct_rev, struct flow_key, struct flow_val);
+CT_MAP(ct_snat, struct flow_key, struct flow_val);
+CT_MAP(ct6_fwd, struct flow6_key, struct fwd6_val);
+CT_MAP(ct6_rev, struct flow6_key, struct flow6_val);
+CT_MAP(ct6_snat, struct flow6_key, struct flow6_val);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct flow6_key);
-	__type(value, struct flow6_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ct6_snat SEC(".maps");
-
+#define AF_INET 2
 #define AF_INET6 10
-#define IP6_OFF ETH_HLEN
-#define IP6_SADDR_OFF (IP6_OFF + offsetof(struct ipv6hdr, saddr))
-#define IP6_DADDR_OFF (IP6_OFF + offsetof(struct ipv6hdr, daddr))
-#define L4_6_OFF (IP6_OFF + sizeof(struct ipv6hdr))
-#define TCP6_CSUM_OFF (L4_6_OFF + 16)
-#define UDP6_CSUM_OFF (L4_6_OFF + 6)
+#define SNAT_PORT_MIN 32768
+#define SNAT_PORT_RANGE (61000 - SNAT_PORT_MIN)
 
-static __always_inline void copy6(__u32 *dst, const __u32 *src)
+/* addr_copy copies an address of n words (1 or 4, a constant). */
+static __always_inline void addr_copy(__u32 *dst, const __u32 *src, int n)
 {
-	dst[0] = src[0];
-	dst[1] = src[1];
-	dst[2] = src[2];
-	dst[3] = src[3];
+	for (int i = 0; i < n; i++)
+		dst[i] = src[i];
 }
 
-static __always_inline int is_zero6(const __u32 *a)
+static __always_inline int addr_is_zero(const __u32 *a, int n)
 {
-	return (a[0] | a[1] | a[2] | a[3]) == 0;
+	__u32 x = 0;
+
+	for (int i = 0; i < n; i++)
+		x |= a[i];
+	return x == 0;
 }
 
-/* parse6 reads the IPv6 TCP/UDP 5-tuple of skb (no extension headers). */
-static __always_inline int parse6(struct __sk_buff *skb, struct flow6_key *k)
+/* svc_addr widens an address of n words to the services map's 16 bytes
+ * (IPv4 mapped). */
+static __always_inline void svc_addr(__u32 dst[4], const __u32 *a, int n)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct ipv6hdr *ip;
-	__u16 *ports;
-
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6))
-		return -1;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end)
-		return -1;
-	if (ip->nexthdr != IPPROTO_TCP && ip->nexthdr != IPPROTO_UDP)
-		return -1;
-	ports = (void *)(ip + 1);
-	if ((void *)(ports + 2) > end)
-		return -1;
-	copy6(k->saddr, ip->saddr.in6_u.u6_addr32);
-	copy6(k->daddr, ip->daddr.in6_u.u6_addr32);
-	k->sport = ports[0];
-	k->dport = ports[1];
-	k->proto = ip->nexthdr;
-	return 0;
-}
-
-/* rewrite6 replaces one address and one port and fixes the L4 checksum. */
-static __always_inline int rewrite6(struct __sk_buff *skb, __u8 proto, int addr_off, __u32 *old_addr,
-				    __u32 *new_addr, int port_off, __u16 old_port, __u16 new_port)
-{
-	int csum_off = proto == IPPROTO_TCP ? TCP6_CSUM_OFF : UDP6_CSUM_OFF;
-	__u64 flags = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	__s64 diff = bpf_csum_diff(old_addr, 16, new_addr, 16, 0);
-
-	if (diff < 0)
-		return -1;
-	if (bpf_l4_csum_replace(skb, csum_off, 0, diff, flags | BPF_F_PSEUDO_HDR))
-		return -1;
-	if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port, flags | sizeof(new_port)))
-		return -1;
-	if (bpf_skb_store_bytes(skb, addr_off, new_addr, 16, 0))
-		return -1;
-	if (bpf_skb_store_bytes(skb, port_off, &new_port, sizeof(new_port), 0))
-		return -1;
-	return 0;
-}
-
-static __always_inline int snat_source6(struct __sk_buff *skb, struct flow6_key *k, __u32 *backend,
-					__u32 *node, __u32 *ifindex)
-{
-	struct bpf_fib_lookup fib = {};
-
-	fib.family = AF_INET6;
-	fib.l4_protocol = k->proto;
-	fib.tot_len = skb->len > ETH_HLEN ? skb->len - ETH_HLEN : 0;
-	copy6(fib.ipv6_src, k->saddr);
-	copy6(fib.ipv6_dst, backend);
-	fib.ifindex = skb->ingress_ifindex;
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
-		return 0;
-	copy6(node, fib.ipv6_src);
-	*ifindex = fib.ifindex;
-	return !is_zero6(node);
-}
-
-static __always_inline int new_flow6(struct __sk_buff *skb, struct flow6_key *k, struct fwd6_val *out)
-{
-	struct svc_key sk = { .port = k->dport, .proto = k->proto };
-	struct svc_val *svc;
-	struct backend *b;
-	__u32 *bid;
-
-	copy6(sk.addr, k->daddr);
-	if (is_mapped(sk.addr))
-		return 1;
-	svc = bpf_map_lookup_elem(&services, &sk);
-	if (!svc || svc->count == 0)
-		return 1;
-	struct slot_key slk = { .id = svc->id, .slot = (bpf_get_prandom_u32() % svc->count) + 1 };
-	bid = bpf_map_lookup_elem(&slots, &slk);
-	if (!bid)
-		return 1;
-	b = bpf_map_lookup_elem(&backends, bid);
-	if (!b || is_mapped(b->addr))
-		return 1;
-	__builtin_memset(out, 0, sizeof(*out));
-	copy6(out->addr, b->addr);
-	out->port = b->port;
-
-	struct flow6_key rk = { .sport = out->port, .dport = k->sport, .proto = k->proto };
-	struct flow6_val fe = { .port = k->dport };
-
-	copy6(rk.saddr, out->addr);
-	copy6(rk.daddr, k->saddr);
-	copy6(fe.addr, k->daddr);
-	if (!(svc->flags & SVC_F_KEEP_SOURCE)) {
-		__u32 node[4] = {};
-
-		if (snat_source6(skb, k, out->addr, node, &out->ifindex)) {
-			struct flow6_key sk2 = { .sport = out->port, .proto = k->proto };
-			struct flow6_val client = { .port = k->sport };
-			__u16 port = k->sport;
-			int i;
-
-			copy6(sk2.saddr, out->addr);
-			copy6(sk2.daddr, node);
-			copy6(client.addr, k->saddr);
-			for (i = 0; i < 8; i++) {
-				sk2.dport = port;
-				if (bpf_map_update_elem(&ct6_snat, &sk2, &client, BPF_NOEXIST) == 0)
-					break;
-				port = bpf_htons(SNAT_PORT_MIN + bpf_get_prandom_u32() % SNAT_PORT_RANGE);
-			}
-			if (i == 8)
-				return -1;
-			copy6(out->snat_addr, node);
-			out->snat_port = port;
-		}
-	}
-	bpf_map_update_elem(&ct6_fwd, k, out, BPF_ANY);
-	bpf_map_update_elem(&ct6_rev, &rk, &fe, BPF_ANY);
-	return 0;
-}
-
-static __always_inline int ingress6(struct __sk_buff *skb)
-{
-	struct flow6_key k = {};
-	struct fwd6_val *known;
-	struct fwd6_val fwd;
-	struct flow6_val *client;
-
-	if (parse6(skb, &k))
-		return TC_ACT_OK;
-	known = bpf_map_lookup_elem(&ct6_fwd, &k);
-	if (known) {
-		fwd = *known;
+	if (n == 1) {
+		dst[0] = 0;
+		dst[1] = 0;
+		dst[2] = V4_MAPPED_PREFIX;
+		dst[3] = a[0];
 	} else {
-		client = bpf_map_lookup_elem(&ct6_snat, &k);
-		if (client) {
-			__u32 addr[4];
-			__u16 port = client->port;
-
-			copy6(addr, client->addr);
-			if (rewrite6(skb, k.proto, IP6_DADDR_OFF, k.daddr, addr, L4_6_OFF + 2, k.dport, port))
-				return TC_ACT_SHOT;
-			return TC_ACT_OK;
-		}
-		int r = new_flow6(skb, &k, &fwd);
-
-		if (r > 0)
-			return TC_ACT_OK;
-		if (r < 0)
-			return TC_ACT_SHOT;
+		addr_copy(dst, a, 4);
 	}
-	if (rewrite6(skb, k.proto, IP6_DADDR_OFF, k.daddr, fwd.addr, L4_6_OFF + 2, k.dport, fwd.port))
-		return TC_ACT_SHOT;
-	if (!is_zero6(fwd.snat_addr)) {
-		if (rewrite6(skb, k.proto, IP6_SADDR_OFF, k.saddr, fwd.snat_addr, L4_6_OFF, k.sport, fwd.snat_port))
-			return TC_ACT_SHOT;
-		return bpf_redirect_neigh(fwd.ifindex, 0, 0, 0);
-	}
-	return TC_ACT_OK;
 }
 
-static __always_inline int egress6(struct __sk_buff *skb)
-{
-	struct flow6_key k = {};
-	struct flow6_val *fe;
-	__u32 addr[4];
-
-	if (parse6(skb, &k))
-		return TC_ACT_OK;
-	fe = bpf_map_lookup_elem(&ct6_rev, &k);
-	if (!fe)
-		return TC_ACT_OK;
-	copy6(addr, fe->addr);
-	__u16 port = fe->port;
-	if (rewrite6(skb, k.proto, IP6_SADDR_OFF, k.saddr, addr, L4_6_OFF, k.sport, port))
-		return TC_ACT_SHOT;
-	return TC_ACT_OK;
-}
+/* The IPv4 programs (no IP options, no fragments; the IP header checksum
+ * is fixed too) and the IPv6 programs (no extension headers; there is no IP
+ * header checksum, the L4 checksum covers the addresses through the pseudo
+ * header): ingress4, egress4, ingress6 and egress6. */
+#define NP_FAMILY 4
+#include "nodeport.h"
+#undef NP_FAMILY
+#define NP_FAMILY 6
+#include "nodeport.h"
+#undef NP_FAMILY
 
 SEC("tc")
 int tugboat_nodeport_ingress(struct __sk_buff *skb)
