@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -99,7 +100,12 @@ func (f *fanout) add(w io.Writer) func() {
 	}
 }
 
-func (r *Runtime) fifoDir(id string) string { return filepath.Join(r.opts.DataDir, "fifo", id) }
+// fifoDir holds a container's FIFOs, in the run directory.
+func (r *Runtime) fifoDir(id string) string { return r.runPath("fifo", id) }
+
+// legacyFIFODir is where runtimes before the run directory made a
+// container's FIFOs.
+func (r *Runtime) legacyFIFODir(id string) string { return filepath.Join(r.opts.DataDir, "fifo", id) }
 
 // CreateContainer implements runtime.Runtime.
 func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *runtime.ContainerConfig) (string, error) {
@@ -141,15 +147,21 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if err != nil {
 		return "", err
 	}
-	_, err = r.client.NewContainer(ctx, id,
+	var rootfs []mount.Mount
+	c, err := r.client.NewContainer(ctx, id,
 		client.WithImage(ii.img),
 		client.WithSnapshotter(r.opts.Snapshotter),
-		r.withNewSnapshot(id, ii),
+		r.withNewSnapshot(id, ii, &rootfs),
 		client.WithNewSpec(specOpts...),
 		client.WithContainerLabels(labels),
 	)
 	if err != nil {
 		return "", fmt.Errorf("containerd: create container %s: %w", cfg.Name, err)
+	}
+	// The record containerd returned (no call): StartContainer starts
+	// the container from it.
+	if rec, err := c.Info(ctx, client.WithoutRefreshedMetadata); err == nil {
+		r.keepCreated(rec, rootfs)
 	}
 	r.events.Publish(runtime.ContainerEvent{Type: runtime.EventCreated, ContainerID: id, SandboxID: sandboxID, Time: time.Now()})
 	return id, nil
@@ -195,9 +207,9 @@ func (r *Runtime) specOpts(s *sandbox, cfg *runtime.ContainerConfig, ii *imageIn
 	opts = append(opts, nsOpts...)
 	// The sandbox's files first, then the volumes (a volume may shadow them).
 	mounts := []specs.Mount{
-		{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(s.Dir, "hosts"), Options: []string{"rbind", "rprivate", "rw"}},
-		{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(s.Dir, "resolv.conf"), Options: []string{"rbind", "rprivate", "rw"}},
-		{Destination: "/etc/hostname", Type: "bind", Source: filepath.Join(s.Dir, "hostname"), Options: []string{"rbind", "rprivate", "rw"}},
+		{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(s.filesDir(), "hosts"), Options: []string{"rbind", "rprivate", "rw"}},
+		{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(s.filesDir(), "resolv.conf"), Options: []string{"rbind", "rprivate", "rw"}},
+		{Destination: "/etc/hostname", Type: "bind", Source: filepath.Join(s.filesDir(), "hostname"), Options: []string{"rbind", "rprivate", "rw"}},
 	}
 	for _, m := range cfg.Mounts {
 		sm, err := specMount(m)
@@ -374,21 +386,16 @@ func resolveSubPath(base, sub string) (string, error) {
 // StartContainer implements runtime.Runtime.
 func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	ctx = r.nsctx(ctx)
-	c, err := r.client.LoadContainer(ctx, id)
+	rec, rootfs, err := r.containerForStart(ctx, id)
 	if err != nil {
-		return wrapNotFound(err, "container", id)
+		return err
 	}
-	// One metadata read: LoadContainer's record serves labels and spec.
-	info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
-	if err != nil {
-		return wrapNotFound(err, "container", id)
-	}
-	labels := info.Labels
+	labels := rec.Labels
 	if labels[labelExit] != "" {
 		return fmt.Errorf("containerd: container %s was already started: %w", id, runtime.ErrInvalid)
 	}
 	var spec oci.Spec
-	if err := typeurl.UnmarshalTo(info.Spec, &spec); err != nil || spec.Process == nil {
+	if err := typeurl.UnmarshalTo(rec.Spec, &spec); err != nil || spec.Process == nil {
 		return fmt.Errorf("containerd: spec of %s: %w", id, errors.Join(err, errors.New("no process")))
 	}
 	lc, err := r.newLive(id, labels, spec.Process.Terminal)
@@ -412,9 +419,14 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("containerd: start %s: %w", id, err)
 	}
 	defer release()
-	task, err := c.NewTask(ctx, func(string) (cio.IO, error) {
-		return r.attach(lc)(fifos)
-	})
+	pio, err := r.attach(lc)(fifos)
+	if err == nil {
+		err = r.createTask(ctx, &rec, rootfs, pio.Config())
+		if err != nil {
+			pio.Cancel()
+			_ = pio.Close()
+		}
+	}
 	if err != nil {
 		lc.closeLog()
 		_ = os.RemoveAll(r.fifoDir(id))
@@ -423,19 +435,14 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("containerd: start %s: %w", id, err)
 	}
-	lc.io = task.IO()
-	statusC, err := task.Wait(r.bg)
-	if err != nil {
-		_, _ = task.Delete(ctx, client.WithProcessKill)
-		lc.closeLog()
-		return fmt.Errorf("containerd: start %s: %w", id, err)
-	}
+	lc.io = pio
+	statusC := r.waitTask(id)
 	now := time.Now()
 	lc.startedAt = now
-	if err := task.Start(ctx); err != nil {
-		_, _ = task.Delete(ctx, client.WithProcessKill)
+	if _, err := r.client.TaskService().Start(ctx, &tasksapi.StartRequest{ContainerID: id}); err != nil {
+		r.killTask(ctx, id)
 		lc.closeLog()
-		return fmt.Errorf("containerd: start %s: %w", id, err)
+		return fmt.Errorf("containerd: start %s: %w", id, errgrpc.ToNative(err))
 	}
 	r.mu.Lock()
 	r.live[id] = lc
@@ -445,16 +452,17 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	// the same state) after the start, off the start's path: until then
 	// status reads it from lc.
 	r.wg.Add(2)
-	go r.recordStart(c, now)
+	go r.recordStart(id, now)
 	go r.monitor(lc, labels[labelSandbox], statusC)
 	return nil
 }
 
 // recordStart writes a started container's start time label.
-func (r *Runtime) recordStart(c client.Container, at time.Time) {
+func (r *Runtime) recordStart(id string, at time.Time) {
 	defer r.wg.Done()
-	if _, err := c.SetLabels(r.bg, map[string]string{labelStarted: at.UTC().Format(time.RFC3339Nano)}); err != nil && !errdefs.IsNotFound(err) && r.bg.Err() == nil {
-		r.logger.Warn("recording a container's start time", "container", c.ID(), "err", err)
+	rec := containers.Container{ID: id, Labels: map[string]string{labelStarted: at.UTC().Format(time.RFC3339Nano)}}
+	if _, err := r.client.ContainerService().Update(r.bg, rec, "labels."+labelStarted); err != nil && !errdefs.IsNotFound(err) && r.bg.Err() == nil {
+		r.logger.Warn("recording a container's start time", "container", id, "err", err)
 	}
 }
 
@@ -595,6 +603,7 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 	task, err := c.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
 		// Never started: it is now exited.
+		r.forgetCreated(id)
 		if _, err := c.SetLabels(ctx, map[string]string{labelExit: "0"}); err != nil {
 			return wrapNotFound(err, "container", id)
 		}
@@ -676,6 +685,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
 	r.mu.Lock()
 	lc := r.live[id]
 	delete(r.live, id)
+	delete(r.created, id)
 	r.mu.Unlock()
 	if lc != nil {
 		lc.closeLog()
@@ -684,6 +694,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
 		}
 	}
 	_ = os.RemoveAll(r.fifoDir(id))
+	_ = os.RemoveAll(r.legacyFIFODir(id))
 	r.events.Publish(runtime.ContainerEvent{Type: runtime.EventRemoved, ContainerID: id, SandboxID: labels[labelSandbox], Time: time.Now()})
 	return nil
 }

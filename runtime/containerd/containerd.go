@@ -57,10 +57,12 @@ const containerLease = "io.tugboat.containers"
 
 // Options configure a containerd Runtime.
 type Options struct {
-	// DataDir holds the runtime's state: sandboxes, FIFOs, default log
-	// directories and, without Address, the private containerd (its root,
-	// state and socket). Required. Keep it short: the socket path must fit
-	// in 100 bytes.
+	// DataDir holds the runtime's state: sandboxes, default log
+	// directories and, without Address, the private containerd (its root
+	// and socket). Per-boot state (FIFOs, namespace mount points, runc's
+	// and the private containerd's state) lives on a tmpfs the Runtime
+	// mounts at DataDir/run, as /run is on a usual node. Required. Keep it
+	// short: the socket path must fit in 100 bytes.
 	DataDir string
 	// Address is the socket of an existing containerd; empty means a
 	// private daemon supervised by the Runtime.
@@ -133,6 +135,9 @@ type Runtime struct {
 	sandboxes map[string]*sandbox
 	live      map[string]*liveContainer
 	images    map[string]*imageInfo // by normalized name
+	// created holds the records of containers created and not yet
+	// started or removed (see containerForStart).
+	created map[string]*createdContainer
 
 	// outBufs lends the buffers containers' output is copied through.
 	outBufs *sync.Pool
@@ -148,7 +153,7 @@ var _ runtime.Runtime = (*Runtime)(nil)
 // New connects to containerd (starting a private daemon when
 // Options.Address is empty), re-adopts the sandboxes and running
 // containers a previous Runtime left in DataDir, and imports ImagesDir.
-func New(ctx context.Context, opts Options) (*Runtime, error) {
+func New(ctx context.Context, opts Options) (_ *Runtime, retErr error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("containerd: Options.DataDir is required")
 	}
@@ -172,13 +177,24 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Runtime{opts: opts, ns: opts.Namespace, logger: opts.Logger, sandboxes: map[string]*sandbox{}, live: map[string]*liveContainer{}, images: map[string]*imageInfo{}, outBufs: newOutputBuffers()}
+	r := &Runtime{opts: opts, ns: opts.Namespace, logger: opts.Logger, sandboxes: map[string]*sandbox{}, live: map[string]*liveContainer{}, images: map[string]*imageInfo{}, created: map[string]*createdContainer{}, outBufs: newOutputBuffers()}
 	if n := opts.StartConcurrency; n > 0 {
 		r.cniSlots, r.taskSlots = make(chan struct{}, n), make(chan struct{}, n)
 	}
+	mounted, err := mountRunDir(r.runPath())
+	if err != nil {
+		return nil, err
+	}
+	// A run directory mounted by this call serves nothing yet: a failed
+	// New takes it away again.
+	defer func() {
+		if mounted && retErr != nil {
+			_ = unmountRunDir(r.runPath())
+		}
+	}()
 	address := opts.Address
 	if address == "" {
-		d, err := startDaemon(ctx, filepath.Join(dataDir, "containerd"), opts.ContainerdBinary, opts.Logger)
+		d, err := startDaemon(ctx, filepath.Join(dataDir, "containerd"), privateStateDir(dataDir), opts.ContainerdBinary, opts.Logger)
 		if err != nil {
 			return nil, err
 		}
@@ -254,7 +270,8 @@ func (r *Runtime) nsctx(ctx context.Context) context.Context {
 
 // Close stops watching containers and, for a private daemon, stops
 // containerd. Containers keep running (in their shims) and are re-adopted
-// by the next New over the same DataDir.
+// by the next New over the same DataDir. The run directory's tmpfs stays
+// mounted unless no sandbox and no task remains.
 func (r *Runtime) Close() error {
 	if r.cancel != nil {
 		r.cancel()
@@ -271,11 +288,19 @@ func (r *Runtime) Close() error {
 	}
 	r.mu.Unlock()
 	r.events.Close()
+	idle := r.client != nil && r.runDirIdle()
 	var err error
 	if r.client != nil {
 		err = r.client.Close()
 	}
 	r.stopDaemon()
+	if idle {
+		// Nothing lives in the run directory: a Runtime that ran no pods
+		// or removed them all leaves no mount behind.
+		if uerr := unmountRunDir(r.runPath()); uerr != nil {
+			r.logger.Warn("unmounting the idle run directory", "err", uerr)
+		}
+	}
 	return err
 }
 
@@ -327,7 +352,7 @@ func (r *Runtime) Destroy(ctx context.Context) error {
 		}
 	} else {
 		// A shared containerd: remove only what the runtime keeps.
-		for _, sub := range []string{"sandboxes", "netns", "ipcns", "fifo", "pods", "bin"} {
+		for _, sub := range []string{runSubdir, "sandboxes", "netns", "ipcns", "fifo", "pods", "bin"} {
 			dir := filepath.Join(r.opts.DataDir, sub)
 			errs = append(errs, unmountUnder(dir))
 			if err := os.RemoveAll(dir); err != nil {

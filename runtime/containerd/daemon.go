@@ -32,8 +32,10 @@ type daemon struct {
 }
 
 // daemonConfig is containerd 1.6's configuration (version 2) for a private
-// daemon: the CRI plugin and snapshotters we do not use are disabled.
-func daemonConfig(dir string) string {
+// daemon: the CRI plugin and snapshotters we do not use are disabled. Its
+// root (images, snapshots, metadata) is dir/root; its state (task bundles,
+// shim sockets and FIFOs, which do not outlive a reboot) is state.
+func daemonConfig(dir, state string) string {
 	q := strconv.Quote
 	return fmt.Sprintf(`version = 2
 root = %s
@@ -48,14 +50,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 
 [plugins."io.containerd.internal.v1.opt"]
   path = %s
-`, q(filepath.Join(dir, "root")), q(filepath.Join(dir, "state")), q(filepath.Join(dir, "containerd.sock")),
+`, q(filepath.Join(dir, "root")), q(state), q(filepath.Join(dir, "containerd.sock")),
 		q(filepath.Join(dir, "containerd.sock.ttrpc")), q(filepath.Join(dir, "opt")))
 }
 
 // startDaemon starts (or adopts, when one left by an earlier runtime over
 // dir still answers) a private containerd and waits until its socket
-// accepts connections.
-func startDaemon(ctx context.Context, dir, binary string, logger *slog.Logger) (*daemon, error) {
+// accepts connections. state is its state directory (see daemonConfig).
+func startDaemon(ctx context.Context, dir, state, binary string, logger *slog.Logger) (*daemon, error) {
 	if binary == "" {
 		binary = "containerd"
 	}
@@ -66,7 +68,7 @@ func startDaemon(ctx context.Context, dir, binary string, logger *slog.Logger) (
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(daemonConfig(dir)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(daemonConfig(dir, state)), 0o600); err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
 	if pid := d.leftoverPID(); pid > 0 && dialable(d.address) {

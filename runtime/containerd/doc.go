@@ -7,9 +7,17 @@
 // runtime creates lives in its own containerd namespace. If the private
 // daemon dies it is restarted; containers keep running in their shims.
 //
-// A pod sandbox is a network namespace (bind-mounted under DataDir/netns)
+// Per-boot state lives on a tmpfs the runtime mounts at DataDir/run, as
+// /run is on a usual node: the private containerd's state directory, runc's
+// state (the runc shim's Root option), the containers' FIFOs, the
+// namespace mount points and the sandboxes' hostname, hosts and
+// resolv.conf files. It survives the runtime's and containerd's restarts,
+// not a reboot (nor does what it describes); sandbox.json, the logs and
+// containerd's root stay on disk.
+//
+// A pod sandbox is a network namespace (bind-mounted under DataDir/run/netns)
 // attached to the pod network by runtime/cni, an IPC namespace
-// (bind-mounted under DataDir/ipcns) and a 64 MiB /dev/shm tmpfs that all
+// (bind-mounted under DataDir/run/ipcns) and a 64 MiB /dev/shm tmpfs that all
 // the pod's containers share, a pod-level cgroup
 // (CgroupParent/kubepods[/burstable|/besteffort]/pod<uid>, as the kubelet
 // lays it out) limited to the pod's totals, with the containers' cgroups
@@ -46,4 +54,8 @@
 // The state needed after a restart lives in containerd (container labels)
 // and in DataDir (sandboxes): a new Runtime over the same DataDir re-adopts
 // running containers, re-attaching their output to the log files.
+//
+// A container's start makes three calls to containerd (task create, wait,
+// start): the container's record and root file system mounts come from
+// CreateContainer instead of being read again.
 package containerd

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
@@ -111,12 +112,15 @@ func (ii *imageInfo) withImageConfig() oci.SpecOpts {
 }
 
 // withNewSnapshot prepares the container's writable snapshot on the
-// image's (cached) chain ID, as client.WithNewSnapshot does.
-func (r *Runtime) withNewSnapshot(id string, ii *imageInfo) client.NewContainerOpts {
+// image's (cached) chain ID, as client.WithNewSnapshot does, and stores
+// the snapshot's mounts in *rootfs.
+func (r *Runtime) withNewSnapshot(id string, ii *imageInfo, rootfs *[]mount.Mount) client.NewContainerOpts {
 	return func(ctx context.Context, cl *client.Client, c *containers.Container) error {
-		if _, err := cl.SnapshotService(r.opts.Snapshotter).Prepare(ctx, id, ii.chainID); err != nil {
+		mounts, err := cl.SnapshotService(r.opts.Snapshotter).Prepare(ctx, id, ii.chainID)
+		if err != nil {
 			return err
 		}
+		*rootfs = mounts
 		c.Snapshotter = r.opts.Snapshotter
 		c.SnapshotKey = id
 		c.Image = ii.img.Name()

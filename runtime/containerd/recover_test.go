@@ -123,6 +123,11 @@ func TestSandboxRecoveryAfterReboot(t *testing.T) {
 	if _, err := r2.client.SnapshotService(r2.opts.Snapshotter).Stat(r2.nsctx(ctx), deadIDs[0]); err == nil {
 		t.Error("snapshot of the removed container still exists")
 	}
+	// The cleanup after the killed shim found runc's state in the run
+	// directory (the runc root the shim recorded in the task's bundle).
+	if _, err := os.Stat(r2.runPath(runcRootSubdir, r2.ns, deadIDs[0])); err == nil {
+		t.Error("runc state of the killed shim's container left in the run directory")
+	}
 	if st, err := r2.ContainerStatus(ctx, newIDs[0]); err != nil || st.State != runtime.ContainerRunning {
 		t.Errorf("container in the new sandbox: %+v, %v", st, err)
 	}

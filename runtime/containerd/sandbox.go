@@ -41,6 +41,19 @@ type sandbox struct {
 	PauseStart uint64 `json:",omitempty"`
 	// Cgroup is the pod-level cgroup holding the containers' cgroups.
 	Cgroup string `json:",omitempty"`
+	// RunDir holds the sandbox's per-boot files (hostname, hosts,
+	// resolv.conf and the /dev/shm mount point) in the run directory;
+	// empty for sandboxes made before it existed, which keep them in Dir.
+	RunDir string `json:",omitempty"`
+}
+
+// filesDir is the directory of the sandbox's hostname, hosts and
+// resolv.conf files.
+func (s *sandbox) filesDir() string {
+	if s.RunDir != "" {
+		return s.RunDir
+	}
+	return s.Dir
 }
 
 func (s *sandbox) report() *runtime.PodSandbox {
@@ -64,7 +77,11 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 	if s.LogDir == "" {
 		s.LogDir = filepath.Join(r.opts.DataDir, "pods", fmt.Sprintf("%s_%s_%s", cfg.Namespace, cfg.Name, cfg.UID))
 	}
+	s.RunDir = r.runPath("sandboxes", s.ID)
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return "", fmt.Errorf("containerd: %w", err)
+	}
+	if err := os.MkdirAll(s.RunDir, 0o755); err != nil {
 		return "", fmt.Errorf("containerd: %w", err)
 	}
 	if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
@@ -76,6 +93,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 			_ = cni.DeleteNetNS(s.NetNS)
 			r.releasePodResources(s)
 			_ = os.RemoveAll(s.Dir)
+			_ = os.RemoveAll(s.RunDir)
 		}
 	}()
 	s.Cgroup = r.podCgroupPath(s)
@@ -83,12 +101,12 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 		return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
 	}
 	if !cfg.HostIPC {
-		s.IPCNS = filepath.Join(r.opts.DataDir, "ipcns", s.ID)
+		s.IPCNS = r.runPath("ipcns", s.ID)
 		if err := newIPCNS(s.IPCNS); err != nil {
 			s.IPCNS = ""
 			return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
 		}
-		s.Shm = filepath.Join(s.Dir, "shm")
+		s.Shm = filepath.Join(s.RunDir, "shm")
 		if err := mountShm(s.Shm); err != nil {
 			return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
 		}
@@ -101,7 +119,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 	if cfg.HostNetwork {
 		s.IP = r.opts.NodeIP
 	} else {
-		s.NetNS = filepath.Join(r.opts.DataDir, "netns", s.ID)
+		s.NetNS = r.runPath("netns", s.ID)
 		if err := cni.NewNetNS(s.NetNS); err != nil {
 			return "", fmt.Errorf("containerd: sandbox %s: %w", s.ID, err)
 		}
@@ -187,7 +205,7 @@ func (r *Runtime) writeSandboxFiles(s *sandbox) error {
 		}
 	}
 	for name, data := range map[string][]byte{"hosts": []byte(hosts.String()), "resolv.conf": resolv, "hostname": []byte(s.hostname() + "\n")} {
-		if err := os.WriteFile(filepath.Join(s.Dir, name), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(s.filesDir(), name), data, 0o644); err != nil {
 			return fmt.Errorf("containerd: %w", err)
 		}
 	}
@@ -279,6 +297,11 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	}
 	if err := os.RemoveAll(s.Dir); err != nil {
 		return fmt.Errorf("containerd: %w", err)
+	}
+	if s.RunDir != "" {
+		if err := os.RemoveAll(s.RunDir); err != nil {
+			return fmt.Errorf("containerd: %w", err)
+		}
 	}
 	r.mu.Lock()
 	delete(r.sandboxes, id)

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"testing"
@@ -89,5 +90,37 @@ func TestProcessStartTime(t *testing.T) {
 	}
 	if _, err := processStartTime(1 << 30); !os.IsNotExist(err) {
 		t.Errorf("missing process: %v, want not-exist", err)
+	}
+}
+
+// TestStartAfterStopOfCreated checks that a container stopped before it
+// was started (it is then exited) cannot be started from the record
+// CreateContainer kept, and that a start of a removed container fails.
+func TestStartAfterStopOfCreated(t *testing.T) {
+	r := newTestRuntime(t, testOpts{})
+	ctx := context.Background()
+	sb, _ := runPod(t, r, &runtime.PodSandboxConfig{Name: "stopped-early", Namespace: "default", UID: "se"})
+	id, err := r.CreateContainer(ctx, sb, &runtime.ContainerConfig{Name: "c", Image: busyboxRef, Command: []string{"sleep", "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.StopContainer(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := r.ContainerStatus(ctx, id); err != nil || st.State != runtime.ContainerExited {
+		t.Fatalf("stopped before start: %+v, %v; want Exited", st, err)
+	}
+	if err := r.StartContainer(ctx, id); !errors.Is(err, runtime.ErrInvalid) {
+		t.Errorf("start after stop: %v, want ErrInvalid", err)
+	}
+	removed, err := r.CreateContainer(ctx, sb, &runtime.ContainerConfig{Name: "d", Image: busyboxRef, Command: []string{"sleep", "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveContainer(ctx, removed); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.StartContainer(ctx, removed); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("start after removal: %v, want ErrNotFound", err)
 	}
 }

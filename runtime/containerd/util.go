@@ -117,7 +117,7 @@ func (r *Runtime) readopt(ctx context.Context) (err error) {
 			if at, err := processStartTime(int(task.Pid())); err == nil {
 				lc.startedAt = at
 				r.wg.Add(1)
-				go r.recordStart(c, at)
+				go r.recordStart(c.ID(), at)
 			}
 		}
 		r.mu.Lock()
