@@ -58,14 +58,25 @@ func managerName(r *http.Request, param string) string {
 // trackUpdate records in obj's managedFields the fields a create or
 // update by manager changed relative to live (nil for a create). Objects
 // the type converter cannot handle are written untracked.
+//
+// The comparison leaves out the objects' managedFields (and so copies
+// nothing) unless an entry owns a path under them; see trackPatch.
 func (s *Server) trackUpdate(k *store.Kind, subresource string, live, obj runtime.Object, manager string) runtime.Object {
-	fm, err := s.fieldManager(k, subresource)
-	if err != nil {
-		return obj
-	}
 	if live == nil {
 		live = k.New()
 	}
+	fm, err := s.fieldManager(k, subresource)
+	if !ownsManagedFields(live) && !ownsManagedFields(obj) {
+		fm, err = s.fieldManagerBlind(k, subresource)
+	}
+	if err != nil {
+		return obj
+	}
+	return s.trackUpdateWith(fm, k, live, obj, manager)
+}
+
+// trackUpdateWith is trackUpdate with the field manager fm; live is not nil.
+func (s *Server) trackUpdateWith(fm *managedfields.FieldManager, k *store.Kind, live, obj runtime.Object, manager string) runtime.Object {
 	live.GetObjectKind().SetGroupVersionKind(k.GVK)
 	obj.GetObjectKind().SetGroupVersionKind(k.GVK)
 	out := fm.UpdateNoErrors(live, obj, manager)

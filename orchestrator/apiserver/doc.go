@@ -12,7 +12,9 @@
 // apimachinery's managedfields), delete and deletecollection, with the
 // status, scale, binding and eviction subresources and server-side Table
 // output for kubectl get. Patches other than apply record an "Update"
-// entry in metadata.managedFields for their manager, as upstream; a PUT of
+// entry in metadata.managedFields for their manager, as upstream (a
+// merge or strategic merge patch by comparing only the fields it names,
+// which gives the same entries for less work); a PUT of
 // a missing object creates it for the kinds whose upstream strategy allows
 // it (Services, Endpoints, Leases, LimitRanges, Events, RBAC objects...).
 // Bodies and responses are JSON, YAML, protobuf or CBOR (application/cbor,

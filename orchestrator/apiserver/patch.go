@@ -41,7 +41,7 @@ func (s *Server) patchTracked(r *http.Request, info requestInfo, k *store.Kind, 
 		if err != nil {
 			return nil, nil, err
 		}
-		next, warnings, err := patchObject(k, live, p, &s.fields)
+		next, warnings, inPlace, err := patchObjectInPlace(k, live, p, &s.fields)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -59,7 +59,11 @@ func (s *Server) patchTracked(r *http.Request, info requestInfo, k *store.Kind, 
 		if nextAcc.GetResourceVersion() == "" {
 			nextAcc.SetResourceVersion(liveAcc.GetResourceVersion())
 		}
-		next = s.trackUpdate(k, info.subresource, live, next, manager)
+		if inPlace {
+			next = s.trackPatch(k, info.subresource, live, next, p, manager)
+		} else {
+			next = s.trackUpdate(k, info.subresource, live, next, manager)
+		}
 		if next, err = view.stored(next, stored); err != nil {
 			return nil, nil, err
 		}
@@ -115,15 +119,31 @@ func decodePatchMap(body []byte, validation string) (map[string]any, []string, e
 // converts only the fields the patch names; the whole-object path runs
 // when it gives up.
 func patchObject(k *store.Kind, live runtime.Object, p *patchRequest, fields *structFields) (runtime.Object, []string, error) {
+	next, warnings, _, err := patchObjectInPlace(k, live, p, fields)
+	return next, warnings, err
+}
+
+// patchObjectInPlace is patchObject that also reports whether
+// patchInPlace applied the patch (so next differs from live only in the
+// fields the patch names, which trackPatch relies on).
+func patchObjectInPlace(k *store.Kind, live runtime.Object, p *patchRequest, fields *structFields) (runtime.Object, []string, bool, error) {
 	if p.pt == types.JSONPatchType || p.patchMap == nil {
 		next, err := store.ApplyPatch(k, live, p.pt, p.body)
-		return next, nil, err
+		return next, nil, false, err
 	}
 	if fields != nil && (p.pt == types.StrategicMergePatchType || p.pt == types.MergePatchType) {
 		if next, ok := fields.patch(live, p); ok {
-			return strictResult(k, next, p.strict, p.validation)
+			next, warnings, err := strictResult(k, next, p.strict, p.validation)
+			return next, warnings, err == nil, err
 		}
 	}
+	next, warnings, err := patchWhole(k, live, p)
+	return next, warnings, false, err
+}
+
+// patchWhole applies a merge or strategic merge patch to live's whole
+// unstructured map.
+func patchWhole(k *store.Kind, live runtime.Object, p *patchRequest) (runtime.Object, []string, error) {
 	orig, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
 	if err != nil {
 		return nil, nil, apierrors.NewInternalError(fmt.Errorf("apiserver: %s to unstructured: %w", k.GVK.Kind, err))

@@ -48,48 +48,7 @@ var time0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // strategic merge patches with directives, deletions, merge keys and
 // type changes.
 func TestPatchObjectMatchesJSONPath(t *testing.T) {
-	reg := store.DefaultRegistry()
-	pods := reg.Lookup("pods")
-	deploys := reg.Lookup("deployments")
-	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: "default", Labels: map[string]string{"app": "d"}},
-		Spec: appsv1.DeploymentSpec{Replicas: ptrTo(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "d"}},
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: ptrTo(intstr.FromString("25%"))}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "d"}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx:1.14"}}}}},
-	}
-	tests := []struct {
-		name  string
-		kind  *store.Kind
-		live  runtime.Object
-		pt    types.PatchType
-		patch string
-	}{
-		{"smp labels", pods, livePod(), types.StrategicMergePatchType, `{"metadata":{"labels":{"n":"1","tier":null}}}`},
-		{"smp container by merge key", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"b","image":"nginx:2"}]}}`},
-		{"smp delete container", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"a","$patch":"delete"}]}}`},
-		{"smp replace env", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"a","env":[{"name":"Z","value":"3"}],"$patch":"replace"}]}}`},
-		{"smp set element order", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"$setElementOrder/containers":[{"name":"b"},{"name":"a"}],"containers":[{"name":"b","image":"x"}]}}`},
-		{"smp delete from primitive list", pods, livePod(), types.StrategicMergePatchType, `{"metadata":{"$deleteFromPrimitiveList/finalizers":["f1"]}}`},
-		{"smp quantity and int-or-string", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"a","resources":{"limits":{"memory":"64Mi","cpu":2}},"readinessProbe":{"httpGet":{"port":8080}}}]}}`},
-		{"smp retain keys", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"}}}`},
-		{"smp replicas and image", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"replicas":5,"template":{"spec":{"containers":[{"name":"c","image":"nginx:1.16"}]}}}}`},
-		{"smp status", pods, livePod(), types.StrategicMergePatchType, `{"status":{"conditions":[{"type":"Ready","status":"True"}]}}`},
-		{"merge labels", pods, livePod(), types.MergePatchType, `{"metadata":{"labels":{"tier":null,"new":"v"}}}`},
-		{"merge replaces lists", pods, livePod(), types.MergePatchType, `{"spec":{"containers":[{"name":"only","image":"i"}]}}`},
-		{"merge new object drops nulls", pods, livePod(), types.MergePatchType, `{"spec":{"securityContext":{"runAsUser":1,"runAsGroup":null}}}`},
-		{"merge remove field", deploys, deploy, types.MergePatchType, `{"spec":{"replicas":null,"strategy":{"rollingUpdate":null}}}`},
-		{"merge scalar over object", deploys, deploy, types.MergePatchType, `{"metadata":{"annotations":{"x":"y"}}}`},
-		{"smp nested pointer struct", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"strategy":{"rollingUpdate":{"maxSurge":3,"maxUnavailable":"10%"}}}}`},
-		{"smp null struct", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"securityContext":null,"tolerations":null},"status":null}`},
-		{"smp timestamp and managed fields", pods, livePod(), types.StrategicMergePatchType, `{"metadata":{"creationTimestamp":"2026-02-03T04:05:06Z","managedFields":null}}`},
-		{"smp replace template spec", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"template":{"spec":{"$patch":"replace","containers":[{"name":"z","image":"z"}]}}}}`},
-		{"smp delete nested map", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"strategy":{"$patch":"delete"}}}`},
-		{"smp volumes retain keys", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"volumes":[{"name":"v","emptyDir":{}}]}}`},
-		{"smp apiVersion and kind", pods, livePod(), types.StrategicMergePatchType, `{"apiVersion":"v1","kind":"Pod","metadata":{"labels":{"x":"y"}}}`},
-		{"merge new pointer struct", deploys, deploy, types.MergePatchType, `{"spec":{"template":{"spec":{"securityContext":{"fsGroup":5}}}},"status":{"replicas":1}}`},
-		{"merge empty object", pods, livePod(), types.MergePatchType, `{}`},
-	}
+	tests := patchCases()
 	// Patches the in-place path hands to the whole-object path.
 	givesUp := map[string]bool{"smp apiVersion and kind": true}
 	for _, tt := range tests {
@@ -124,6 +83,56 @@ func TestPatchObjectMatchesJSONPath(t *testing.T) {
 				t.Errorf("live object modified:\n%s", diff)
 			}
 		})
+	}
+}
+
+// patchCase is one merge or strategic merge patch of a live object.
+type patchCase struct {
+	name  string
+	kind  *store.Kind
+	live  runtime.Object
+	pt    types.PatchType
+	patch string
+}
+
+// patchCases are patches with directives, deletions, merge keys, nested
+// pointers and type changes, of a pod and a deployment.
+func patchCases() []patchCase {
+	reg := store.DefaultRegistry()
+	pods := reg.Lookup("pods")
+	deploys := reg.Lookup("deployments")
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: "default", Labels: map[string]string{"app": "d"}},
+		Spec: appsv1.DeploymentSpec{Replicas: ptrTo(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "d"}},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: ptrTo(intstr.FromString("25%"))}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "d"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx:1.14"}}}}},
+	}
+	return []patchCase{
+		{"smp labels", pods, livePod(), types.StrategicMergePatchType, `{"metadata":{"labels":{"n":"1","tier":null}}}`},
+		{"smp container by merge key", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"b","image":"nginx:2"}]}}`},
+		{"smp delete container", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"a","$patch":"delete"}]}}`},
+		{"smp replace env", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"a","env":[{"name":"Z","value":"3"}],"$patch":"replace"}]}}`},
+		{"smp set element order", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"$setElementOrder/containers":[{"name":"b"},{"name":"a"}],"containers":[{"name":"b","image":"x"}]}}`},
+		{"smp delete from primitive list", pods, livePod(), types.StrategicMergePatchType, `{"metadata":{"$deleteFromPrimitiveList/finalizers":["f1"]}}`},
+		{"smp quantity and int-or-string", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"a","resources":{"limits":{"memory":"64Mi","cpu":2}},"readinessProbe":{"httpGet":{"port":8080}}}]}}`},
+		{"smp retain keys", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"}}}`},
+		{"smp replicas and image", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"replicas":5,"template":{"spec":{"containers":[{"name":"c","image":"nginx:1.16"}]}}}}`},
+		{"smp status", pods, livePod(), types.StrategicMergePatchType, `{"status":{"conditions":[{"type":"Ready","status":"True"}]}}`},
+		{"merge labels", pods, livePod(), types.MergePatchType, `{"metadata":{"labels":{"tier":null,"new":"v"}}}`},
+		{"merge replaces lists", pods, livePod(), types.MergePatchType, `{"spec":{"containers":[{"name":"only","image":"i"}]}}`},
+		{"merge new object drops nulls", pods, livePod(), types.MergePatchType, `{"spec":{"securityContext":{"runAsUser":1,"runAsGroup":null}}}`},
+		{"merge remove field", deploys, deploy, types.MergePatchType, `{"spec":{"replicas":null,"strategy":{"rollingUpdate":null}}}`},
+		{"merge scalar over object", deploys, deploy, types.MergePatchType, `{"metadata":{"annotations":{"x":"y"}}}`},
+		{"smp nested pointer struct", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"strategy":{"rollingUpdate":{"maxSurge":3,"maxUnavailable":"10%"}}}}`},
+		{"smp null struct", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"securityContext":null,"tolerations":null},"status":null}`},
+		{"smp timestamp and managed fields", pods, livePod(), types.StrategicMergePatchType, `{"metadata":{"creationTimestamp":"2026-02-03T04:05:06Z","managedFields":null}}`},
+		{"smp replace template spec", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"template":{"spec":{"$patch":"replace","containers":[{"name":"z","image":"z"}]}}}}`},
+		{"smp delete nested map", deploys, deploy, types.StrategicMergePatchType, `{"spec":{"strategy":{"$patch":"delete"}}}`},
+		{"smp volumes retain keys", pods, livePod(), types.StrategicMergePatchType, `{"spec":{"volumes":[{"name":"v","emptyDir":{}}]}}`},
+		{"smp apiVersion and kind", pods, livePod(), types.StrategicMergePatchType, `{"apiVersion":"v1","kind":"Pod","metadata":{"labels":{"x":"y"}}}`},
+		{"merge new pointer struct", deploys, deploy, types.MergePatchType, `{"spec":{"template":{"spec":{"securityContext":{"fsGroup":5}}}},"status":{"replicas":1}}`},
+		{"merge empty object", pods, livePod(), types.MergePatchType, `{}`},
 	}
 }
 

@@ -129,9 +129,11 @@ type Server struct {
 	mux      *http.ServeMux
 	printers map[string]printer
 
-	fieldManagers sync.Map     // GVK/subresource -> *managedfields.FieldManager
-	fields        structFields // JSON fields of the patched Go types
-	frames        frameCache   // encoded watch frames shared among watchers
+	fieldManagers sync.Map // GVK/subresource -> *managedfields.FieldManager
+	// blindFieldManagers compare without managedFields (trackPatch).
+	blindFieldManagers sync.Map     // GVK/subresource -> *managedfields.FieldManager
+	fields             structFields // JSON fields of the patched Go types
+	frames             frameCache   // encoded watch frames shared among watchers
 
 	backendOnce sync.Once
 	streams     *streamBackend // in-process SPDY side of websocket streams
