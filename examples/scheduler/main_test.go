@@ -14,18 +14,20 @@ import (
 
 func TestRunPrintsThroughputAndLatency(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), &out, 20, 200, 2, -1, nil); err != nil {
+	if err := run(context.Background(), &out, options{workload: "basic", nodes: 20, initPods: 20, pods: 200, clients: 2, eventQPS: -1}); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	text := out.String()
 	for _, re := range []string{
 		`(?m)^created 20 simulated nodes$`,
-		`(?m)^scheduled 200 pods on 20 nodes in \S+$`,
+		`(?m)^scheduled 20 initial pods$`,
+		`(?m)^workload basic: scheduled 200 pods on 20 nodes in \S+$`,
 		`(?m)^throughput: [0-9]+ pods/s$`,
 		`(?m)^upstream SchedulingThroughput: `,
 		`(?m)^cpu: [0-9]+ µs/pod \(\S+ of process CPU\)$`,
 		`(?m)^latency: p50 \S+, p99 \S+$`,
 		`(?m)^Scheduled events: [0-9]+ written, 0 dropped \(rate limit -1/s\)$`,
+		`(?m)^verified: 220 pods each bound exactly once, no node over-committed$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("output does not match %s:\n%s", re, text)
@@ -47,7 +49,7 @@ func TestRunPrintsThroughputAndLatency(t *testing.T) {
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {
-	if err := run(context.Background(), &bytes.Buffer{}, 0, 10, 1, 50, nil); err == nil {
+	if err := run(context.Background(), &bytes.Buffer{}, options{workload: "basic", nodes: 0, pods: 10, clients: 1, eventQPS: 50}); err == nil {
 		t.Error("run with 0 nodes succeeded")
 	}
 }
@@ -80,7 +82,7 @@ func TestPercentile(t *testing.T) {
 
 func TestRunWritesProfile(t *testing.T) {
 	var out, prof bytes.Buffer
-	if err := run(context.Background(), &out, 5, 50, 1, 50, &prof); err != nil {
+	if err := run(context.Background(), &out, options{workload: "basic", nodes: 5, pods: 50, clients: 1, eventQPS: 50, profile: &prof}); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	// A pprof profile is gzip-compressed protobuf.

@@ -11,7 +11,11 @@
 // keeps aggregates across all nodes (image spread, the domains of existing
 // pods' required anti-affinity terms, memoized per-domain counts of pods
 // matching a selector) so that InterPodAffinity and PodTopologySpread do
-// not walk every pod for every pod they place.
+// not walk every pod for every pod they place. Memoized counts also answer
+// per node from a table ([MatchCounts.CountOn]), and [NodeMemo] keeps a
+// per-node verdict that depends only on a node's labels (NodeAffinity's
+// selector match) until the labels change, so the pods of one workload
+// evaluate it once per node rather than once per pod and node.
 //
 // Filter and Score run for thousands of nodes per pod: they must not
 // allocate on their success path, and plugins return shared, immutable

@@ -390,25 +390,31 @@ func nonZeroRequests(pod *v1.Pod) (cpu, mem int64) {
 // their summed requests and host ports. The snapshot hands NodeInfos to
 // plugins read-only.
 type NodeInfo struct {
-	// The fields every Filter and Score reads for every pod come first, so
-	// that they share the first cache lines of the struct.
+	// The fields every Filter reads for every node come first, so that
+	// the filter loop touches as few cache lines per node as possible:
+	// resources and pod count (NodeResourcesFit), the slot (per-node
+	// aggregates of InterPodAffinity and PodTopologySpread), labels and
+	// name (NodeAffinity, topology keys). Score fields follow.
 
 	// Allocatable is the node's allocatable resources.
 	Allocatable Resource
 	// Requested is the sum of the pods' effective requests.
 	Requested Resource
-	// NonZeroRequested is the cpu/memory sum used for scoring.
-	NonZeroRequested Resource
 	// Pods are the pods on the node, including assumed ones.
 	Pods []*PodInfo
+	// Index is the node's slot in its snapshot, stable while the node
+	// exists; per-node arrays of snapshot aggregates are indexed by it.
+	Index int
 	// Unschedulable, Taints and Labels copy the node's fields so hot
 	// filters read them without touching the node object.
-	Unschedulable bool
-	Taints        []v1.Taint
 	Labels        map[string]string
+	name          string
+	Unschedulable bool
+	// NonZeroRequested is the cpu/memory sum used for scoring.
+	NonZeroRequested Resource
+	Taints           []v1.Taint
 
 	node *v1.Node
-	name string
 	// PodsWithAffinity are the pods carrying affinity terms that matter for
 	// scoring other pods.
 	PodsWithAffinity []*PodInfo
@@ -418,9 +424,6 @@ type NodeInfo struct {
 	UsedPorts []HostPort
 	// Images maps the node's image names to their sizes.
 	Images map[string]int64
-	// Index is the node's slot in its snapshot, stable while the node
-	// exists; per-node arrays of snapshot aggregates are indexed by it.
-	Index int
 	// Generation is stamped by the cache on every change from its own
 	// counter; the snapshot uses it to copy only what changed.
 	Generation int64

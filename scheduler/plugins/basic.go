@@ -3,6 +3,8 @@ package plugins
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 
 	"github.com/go-logr/logr"
 	v1 "k8s.io/api/core/v1"
@@ -298,10 +300,15 @@ func normalize(scores []int64, reverse bool) {
 
 // NodeAffinity filters by nodeSelector and required node affinity and
 // scores preferred node affinity terms.
-type NodeAffinity struct{}
+//
+// A node's verdict depends only on its name and labels, so the verdicts
+// are memoized in the snapshot per selector ([framework.NodeMemo]): the
+// pods of one workload, which share their selector, evaluate it once per
+// node, not once per pod and node.
+type NodeAffinity struct{ h framework.Handle }
 
-func newNodeAffinity(context.Context, framework.Handle) (framework.Plugin, error) {
-	return NodeAffinity{}, nil
+func newNodeAffinity(_ context.Context, h framework.Handle) (framework.Plugin, error) {
+	return NodeAffinity{h: h}, nil
 }
 
 // Name implements framework.Plugin.
@@ -309,6 +316,9 @@ func (NodeAffinity) Name() string { return NodeAffinityName }
 
 type nodeAffinityState struct {
 	required *nodeMatcher
+	// memo holds the verdicts of required per node (nil without a
+	// snapshot).
+	memo *framework.NodeMemo
 	// preferred is set in PreScore.
 	preferred *preferredTerms
 }
@@ -323,7 +333,7 @@ const (
 // PreFilter implements framework.PreFilterPlugin. Pods without a
 // nodeSelector or required node affinity skip the filter; a required term
 // that names nodes by metadata.name narrows the nodes to those names.
-func (NodeAffinity) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
+func (pl NodeAffinity) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
 	spec := &pod.Pod.Spec
 	var req *v1.NodeSelector
 	if spec.Affinity != nil && spec.Affinity.NodeAffinity != nil {
@@ -332,7 +342,18 @@ func (NodeAffinity) PreFilter(_ context.Context, state *framework.CycleState, po
 	if len(spec.NodeSelector) == 0 && req == nil {
 		return nil, statusSkip
 	}
-	state.Write(nodeAffinityFilterKey, &nodeAffinityState{required: newNodeMatcher(pod.Pod)})
+	st := &nodeAffinityState{}
+	if snap := snapshotOf(pl.h); snap != nil {
+		st.memo = snap.NodeMemo(nodeSelectorKey(spec.NodeSelector, req))
+		st.required, _ = st.memo.Data.(*nodeMatcher)
+		if st.required == nil {
+			st.required = newNodeMatcher(pod.Pod)
+			st.memo.Data = st.required
+		}
+	} else {
+		st.required = newNodeMatcher(pod.Pod)
+	}
+	state.Write(nodeAffinityFilterKey, st)
 	if req == nil {
 		return nil, nil
 	}
@@ -365,10 +386,64 @@ func (NodeAffinity) Filter(_ context.Context, state *framework.CycleState, _ *fr
 	if s == nil {
 		return nil
 	}
-	if !s.required.match(node) {
+	ok, known := false, false
+	if s.memo != nil {
+		ok, known = s.memo.Get(node)
+	}
+	if !known {
+		ok = s.required.match(node)
+		if s.memo != nil {
+			s.memo.Put(node, ok)
+		}
+	}
+	if !ok {
 		return statusNodeAffinity
 	}
 	return nil
+}
+
+// nodeSelectorKey is a canonical form of a nodeSelector and required node
+// affinity: equal keys select the same nodes. Every string is prefixed
+// with its length, so no two different inputs give the same key.
+func nodeSelectorKey(sel map[string]string, req *v1.NodeSelector) string {
+	b := make([]byte, 0, 128)
+	str := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	keys := make([]string, 0, len(sel))
+	for k := range sel {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, 's')
+	for _, k := range keys {
+		str(k)
+		str(sel[k])
+	}
+	if req == nil {
+		return string(b)
+	}
+	reqs := func(tag byte, rs []v1.NodeSelectorRequirement) {
+		b = append(b, tag)
+		b = strconv.AppendInt(b, int64(len(rs)), 10)
+		for _, r := range rs {
+			str(r.Key)
+			str(string(r.Operator))
+			b = strconv.AppendInt(b, int64(len(r.Values)), 10)
+			for _, v := range r.Values {
+				str(v)
+			}
+		}
+	}
+	b = append(b, 'r')
+	b = strconv.AppendInt(b, int64(len(req.NodeSelectorTerms)), 10)
+	for i := range req.NodeSelectorTerms {
+		reqs('e', req.NodeSelectorTerms[i].MatchExpressions)
+		reqs('f', req.NodeSelectorTerms[i].MatchFields)
+	}
+	return string(b)
 }
 
 // PreScore implements framework.PreScorePlugin.

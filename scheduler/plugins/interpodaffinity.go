@@ -83,6 +83,19 @@ func (t *termCounts) countOn(ni *framework.NodeInfo) (int32, bool) {
 	return t.count(v), true
 }
 
+// occupied reports whether the node's domain holds a matching pod. It is
+// countOn for callers that only ask "more than zero": with per-node
+// counts it needs no label lookup.
+func (t *termCounts) occupied(ni *framework.NodeInfo) bool {
+	if t.delta == nil && t.byNode != nil {
+		if c, ok := t.byNode.NodeCount(ni); ok {
+			return c > 0
+		}
+	}
+	v, ok := ni.Labels[t.term.TopologyKey]
+	return ok && t.count(v) > 0
+}
+
 func (t *termCounts) add(v string, d int32) {
 	if t.delta == nil {
 		t.delta = map[string]int32{}
@@ -248,7 +261,7 @@ func (pl *InterPodAffinity) Filter(_ context.Context, state *framework.CycleStat
 		return nil
 	}
 	for i := range s.existingAnti {
-		if c, _ := s.existingAnti[i].countOn(node); c > 0 {
+		if s.existingAnti[i].occupied(node) {
 			return statusExistingAnti
 		}
 	}
@@ -273,7 +286,7 @@ func (pl *InterPodAffinity) Filter(_ context.Context, state *framework.CycleStat
 		}
 	}
 	for i := range s.anti {
-		if c, _ := s.anti[i].countOn(node); c > 0 {
+		if s.anti[i].occupied(node) {
 			return statusAnti
 		}
 	}

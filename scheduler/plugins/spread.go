@@ -215,6 +215,16 @@ func (c *spreadCounts) count(v string) int32 {
 	return n
 }
 
+// countOn is count of the node's domain read from the snapshot's
+// per-node table when there is no private delta; ok is false when the
+// caller must look the domain up by value.
+func (c *spreadCounts) countOn(ni *framework.NodeInfo) (n int32, hasKey, ok bool) {
+	if c.delta != nil {
+		return 0, false, false
+	}
+	return c.m.CountOn(ni)
+}
+
 func (c *spreadCounts) minMatch(minDomains int32) int32 {
 	if int32(len(c.m.DomainNodes)) < minDomains {
 		return 0
@@ -310,12 +320,21 @@ func (pl *PodTopologySpread) Filter(_ context.Context, state *framework.CycleSta
 	nodeLabels := node.Labels
 	for i := range s.constraints {
 		c := &s.constraints[i]
-		v, ok := nodeLabels[c.term.TopologyKey]
-		if !ok {
-			return statusSpreadMissingLabel
-		}
 		sc := &s.counts[i]
-		skew := sc.count(v) + c.selfMatch - sc.minMatch(c.minDomains)
+		var n int32
+		if cnt, has, ok := sc.countOn(node); ok {
+			if !has {
+				return statusSpreadMissingLabel
+			}
+			n = cnt
+		} else {
+			v, ok := nodeLabels[c.term.TopologyKey]
+			if !ok {
+				return statusSpreadMissingLabel
+			}
+			n = sc.count(v)
+		}
+		skew := n + c.selfMatch - sc.minMatch(c.minDomains)
 		if skew > c.maxSkew {
 			return statusSpread
 		}
