@@ -18,12 +18,10 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/tugboatdev/tugboat/netproxy"
 	"github.com/tugboatdev/tugboat/orchestrator/agent"
+	"github.com/tugboatdev/tugboat/orchestrator/agent/nodeproc"
 	"github.com/tugboatdev/tugboat/orchestrator/cluster"
-	"github.com/tugboatdev/tugboat/orchestrator/remote"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
 )
@@ -97,24 +95,17 @@ func nodeMain() (bool, error) {
 }
 
 // runNode runs one node until ctx ends: a private containerd, the pod
-// bridge and CNI, the node agent against the API server, and the eBPF
-// service proxy on the pods' cgroup. On the way out it removes every pod,
-// container, image, the containerd namespace and daemon, the pod network
-// and the cgroup.
+// bridge and CNI, the node agent against the API server, the node's
+// streaming endpoint and the eBPF service proxy on the pods' cgroup
+// (nodeproc.Run with the last two beside the agent). On the way out it
+// removes every pod, container, image, the containerd namespace and
+// daemon, the pod network and the cgroup.
 func runNode(ctx context.Context, cfg nodeConfig) error {
 	level := slog.LevelInfo
 	if cfg.Verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.Name)
-	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	st, err := remote.New(rc, remote.Options{})
-	if err != nil {
-		return err
-	}
 	podCIDR := netip.MustParsePrefix(cfg.PodCIDR)
 	svcCIDR := netip.MustParsePrefix(cfg.ServiceCIDR)
 	netw, err := cni.New(cni.Config{
@@ -129,25 +120,10 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 	if err := os.MkdirAll(cfg.cgroup(), 0o755); err != nil {
 		return err
 	}
-	registry := cfg.Registry
-	rt, err := containerd.New(ctx, containerd.Options{
-		DataDir:      filepath.Join(cfg.DataDir, "ctr"),
-		Namespace:    cfg.Namespace,
-		Network:      netw,
-		CgroupParent: "/" + cfg.Namespace,
-		NodeIP:       cfg.NodeIP,
-		PlainHTTP:    func(host string) bool { return host == registry },
-		Logger:       log.With("component", "containerd"),
-	})
-	if err != nil {
-		return err
-	}
+	// Runs after nodeproc.Run removed the containers.
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		dctx, cancel := context.WithTimeout(context.Background(), nodeproc.DestroyTimeout)
 		defer cancel()
-		if err := rt.Destroy(dctx); err != nil {
-			log.Warn("removing the node's containers", "err", err)
-		}
 		if err := netw.Destroy(dctx); err != nil {
 			log.Warn("removing the pod network", "err", err)
 		}
@@ -155,68 +131,58 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 			log.Warn("removing the pods' cgroup", "err", err)
 		}
 	}()
-
-	a, err := agent.New(agent.Config{
-		NodeName:       cfg.Name,
-		Store:          st,
-		Runtime:        rt,
-		RootDir:        filepath.Join(cfg.DataDir, "agent"),
-		NodeIP:         cfg.NodeIP,
-		Hostname:       cfg.Name,
-		PodCIDR:        cfg.PodCIDR,
-		ClusterDNS:     []string{cfg.ClusterDNS},
-		ClusterDomain:  "cluster.local",
-		RuntimeName:    "containerd",
-		RuntimeVersion: "containerd://private",
-		Log:            log.With("component", "agent"),
-	})
-	if err != nil {
-		return err
-	}
-	// The streaming endpoint the API server proxies kubectl logs, exec,
-	// attach and port-forward to (the kubelet's port).
-	tlsCfg, err := streamServerTLS(cfg.StreamCert, cfg.StreamKey, rc.TLSClientConfig.CAData)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.NodeIP, strconv.Itoa(nodeStreamPort)))
-	if err != nil {
-		return fmt.Errorf("stream endpoint: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           cluster.NodeStreamHandler(st, cfg.Name, a),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only
-	}
-	go func() { _ = srv.Serve(tls.NewListener(ln, tlsCfg)) }()
-	defer srv.Close()
-
-	px, err := netproxy.New(ctx, netproxy.Config{
-		Mode:               netproxy.ModeEBPF,
-		Cgroup:             cfg.cgroup(),
-		ServiceCIDR:        svcCIDR,
-		NodeName:           cfg.Name,
-		NodeIPs:            []netip.Addr{netip.MustParseAddr(cfg.NodeIP)},
-		ExternalInterfaces: []string{"eth0"},
-		Logger:             log.With("component", "netproxy"),
-	})
-	if err != nil {
-		return err
-	}
-	defer px.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- px.Run(ctx, st) }()
-	go func() { errc <- a.Run(ctx) }()
-	log.Info("node running", "ip", cfg.NodeIP, "podCIDR", cfg.PodCIDR, "proxyCgroup", cfg.cgroup(), "streams", ln.Addr())
-	var first error
-	for range 2 {
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && first == nil {
-			first = err
-			cancel() // one component failed: stop the other too
+	registry := cfg.Registry
+	return nodeproc.Run(ctx, nodeproc.Config{
+		Kubeconfig: cfg.Kubeconfig,
+		DataDir:    cfg.DataDir,
+		Runtime: containerd.Options{
+			Namespace:    cfg.Namespace,
+			Network:      netw,
+			CgroupParent: "/" + cfg.Namespace,
+			PlainHTTP:    func(host string) bool { return host == registry },
+		},
+		Agent: agent.Config{
+			NodeName:      cfg.Name,
+			NodeIP:        cfg.NodeIP,
+			PodCIDR:       cfg.PodCIDR,
+			ClusterDNS:    []string{cfg.ClusterDNS},
+			ClusterDomain: "cluster.local",
+		},
+		Log: log,
+	}, func(ctx context.Context, n *nodeproc.Node) error {
+		// The streaming endpoint the API server proxies kubectl logs,
+		// exec, attach and port-forward to (the kubelet's port).
+		tlsCfg, err := streamServerTLS(cfg.StreamCert, cfg.StreamKey, n.REST.TLSClientConfig.CAData)
+		if err != nil {
+			return err
 		}
-	}
-	return first
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.NodeIP, strconv.Itoa(nodeStreamPort)))
+		if err != nil {
+			return fmt.Errorf("stream endpoint: %w", err)
+		}
+		srv := &http.Server{
+			Handler:           cluster.NodeStreamHandler(n.Store, cfg.Name, n.Agent),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only
+		}
+		go func() { _ = srv.Serve(tls.NewListener(ln, tlsCfg)) }()
+		defer srv.Close()
+
+		px, err := netproxy.New(ctx, netproxy.Config{
+			Mode:               netproxy.ModeEBPF,
+			Cgroup:             cfg.cgroup(),
+			ServiceCIDR:        svcCIDR,
+			NodeName:           cfg.Name,
+			NodeIPs:            []netip.Addr{netip.MustParseAddr(cfg.NodeIP)},
+			ExternalInterfaces: []string{"eth0"},
+			Logger:             log.With("component", "netproxy"),
+		})
+		if err != nil {
+			return err
+		}
+		defer px.Close()
+		log.Info("node running", "ip", cfg.NodeIP, "podCIDR", cfg.PodCIDR, "proxyCgroup", cfg.cgroup(), "streams", ln.Addr())
+		return px.Run(ctx, n.Store)
+	})
 }

@@ -87,7 +87,8 @@ type Config struct {
 	StatusInterval time.Duration
 	// ResyncInterval is how often every pod is synchronised even without
 	// changes: configMap/secret/downwardAPI volumes are refreshed then
-	// (default 10 s).
+	// (default 10 s). The pods' resyncs are spread evenly over the
+	// interval.
 	ResyncInterval time.Duration
 	// Measure measures the machine for the node conditions; nil means
 	// reading /proc and statfs(RootDir).
@@ -367,10 +368,7 @@ func (a *Agent) podUpdated(p *corev1.Pod) {
 	w := newPodWorker(a, p.DeepCopy(), false)
 	a.workers[p.UID] = w
 	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		w.run(a.ctx)
-	}()
+	w.start(a.ctx)
 }
 
 func (a *Agent) workerDone(w *podWorker) {
@@ -407,17 +405,38 @@ func (a *Agent) eventsLoop(ctx context.Context) error {
 	return nil
 }
 
-// resyncLoop wakes every pod worker periodically.
+// resyncLoop resyncs every pod worker once per ResyncInterval, in
+// resyncSlots batches spread evenly over the interval (the kubelet jitters
+// its per-pod resyncs likewise): a node's pods do not all list their
+// containers, write their status and hold a goroutine at the same moment,
+// and a batch still shares the wake-ups and round trips of its syncs.
 func (a *Agent) resyncLoop(ctx context.Context) error {
-	for sleepCtx(ctx, a.clk, a.cfg.ResyncInterval) {
-		a.mu.Lock()
-		for _, w := range a.workers {
+	var round []*podWorker
+	wait, batch := a.cfg.ResyncInterval, 1
+	for {
+		if len(round) == 0 {
+			a.mu.Lock()
+			for _, w := range a.workers {
+				round = append(round, w)
+			}
+			a.mu.Unlock()
+			slots := min(max(len(round), 1), resyncSlots)
+			wait = a.cfg.ResyncInterval / time.Duration(slots)
+			batch = (len(round) + slots - 1) / slots
+		}
+		if !sleepCtx(ctx, a.clk, wait) {
+			return nil
+		}
+		n := min(batch, len(round))
+		for _, w := range round[:n] {
 			w.resync()
 		}
-		a.mu.Unlock()
+		round = round[n:]
 	}
-	return nil
 }
+
+// resyncSlots is how many batches a resync round has at most.
+const resyncSlots = 10
 
 // gcLoop removes sandboxes of pods the node no longer runs (deleted while
 // the agent was down).

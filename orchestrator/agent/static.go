@@ -135,10 +135,7 @@ func (a *Agent) staticLoop(ctx context.Context) error {
 				w = newPodWorker(a, pod, true)
 				a.workers[uid] = w
 				a.wg.Add(1)
-				go func() {
-					defer a.wg.Done()
-					w.run(ctx)
-				}()
+				w.start(ctx)
 			}
 			a.mu.Unlock()
 			known[uid] = true

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	resourcehelper "k8s.io/component-helpers/resource"
+	"k8s.io/utils/clock"
 
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/store"
@@ -47,7 +48,19 @@ type podWorker struct {
 	a      *Agent
 	uid    types.UID
 	static bool
-	kick   chan struct{}
+
+	// The worker holds no goroutine while idle: a kick or its timer
+	// starts one that syncs the pod (again while kicks arrived meanwhile)
+	// and ends after arming the timer for the next sync. One sync runs at
+	// a time; smu orders them. Fields under smu:
+	smu      sync.Mutex
+	ctx      context.Context
+	stopCtx  func() bool // unregisters the kick on ctx's end
+	running  bool        // a goroutine is syncing
+	pending  bool        // kicked while syncing (or before start)
+	finished bool
+	timerGen uint64 // invalidates an armed timer
+	timer    func() // stops the armed timer
 
 	mu          sync.Mutex
 	pod         *corev1.Pod
@@ -77,7 +90,7 @@ type podWorker struct {
 }
 
 func newPodWorker(a *Agent, p *corev1.Pod, static bool) *podWorker {
-	return &podWorker{a: a, uid: p.UID, static: static, pod: p, kick: make(chan struct{}, 1),
+	return &podWorker{a: a, uid: p.UID, static: static, pod: p,
 		killing: map[string]string{}, volumes: map[string]*volume{}, backoff: map[string]*backoffEntry{},
 		imageBackoff: map[string]*backoffEntry{}, waiting: map[string]waitingInfo{}, termMsgs: map[string]string{},
 		probes: map[string]*containerProbes{}, warned: map[string]bool{}, tokens: map[string]*cachedToken{}}
@@ -126,10 +139,26 @@ func (w *podWorker) requestKill(containerID, reason string) {
 	w.kickNow()
 }
 
+// kickNow makes the worker sync the pod now, or right after the sync
+// under way.
 func (w *podWorker) kickNow() {
-	select {
-	case w.kick <- struct{}{}:
+	w.smu.Lock()
+	switch {
+	case w.finished:
+		w.smu.Unlock()
+	case w.running || w.ctx == nil:
+		w.pending = true
+		w.smu.Unlock()
 	default:
+		w.running, w.pending = true, false
+		w.timerGen++
+		stop := w.timer
+		w.timer = nil
+		w.smu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		go w.step()
 	}
 }
 
@@ -151,27 +180,111 @@ func (w *podWorker) currentSandbox() string {
 	return w.sandboxID
 }
 
-func (w *podWorker) run(ctx context.Context) {
-	defer w.a.workerDone(w)
-	defer w.stopProbes()
+// start starts the worker: it syncs the pod now and whenever kicked or
+// due, until the pod is finished or ctx ends. The caller has added one to
+// the agent's wait group, which the worker releases when it finishes.
+func (w *podWorker) start(ctx context.Context) {
+	w.smu.Lock()
+	w.ctx = ctx
+	w.stopCtx = context.AfterFunc(ctx, w.kickNow)
+	w.smu.Unlock()
+	w.kickNow()
+}
+
+// step runs syncs until none is pending, then arms the timer for the
+// next one, or finishes the worker.
+func (w *podWorker) step() {
+	ctx := w.ctx // set before the first step, never changed
 	for {
-		next, done := w.sync(ctx)
-		if done || ctx.Err() != nil {
+		var next time.Duration
+		done := ctx.Err() != nil
+		if !done {
+			next, done = w.sync(ctx)
+			done = done || ctx.Err() != nil
+		}
+		if done {
+			w.retire()
 			return
 		}
 		if next <= 0 || next > w.a.cfg.ResyncInterval {
 			next = w.a.cfg.ResyncInterval
 		}
-		t := w.a.clk.NewTimer(next)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-w.kick:
-		case <-t.C():
+		w.smu.Lock()
+		if w.pending {
+			w.pending = false
+			w.smu.Unlock()
+			continue
 		}
-		t.Stop()
+		w.running = false
+		w.timerGen++
+		gen := w.timerGen
+		w.smu.Unlock()
+		// The timer is armed outside smu: a fake clock runs its callback
+		// under its own lock.
+		stop := afterFunc(w.a.clk, next, func() { w.due(gen) })
+		w.smu.Lock()
+		if w.timerGen == gen && !w.finished {
+			w.timer, stop = stop, nil
+		}
+		w.smu.Unlock()
+		if stop != nil {
+			stop() // kicked meanwhile: a newer step runs
+		}
+		return
 	}
+}
+
+// due starts the sync the timer of generation gen was armed for, unless
+// a kick overtook it.
+func (w *podWorker) due(gen uint64) {
+	w.smu.Lock()
+	if w.timerGen != gen || w.running || w.finished {
+		w.smu.Unlock()
+		return
+	}
+	w.running = true
+	w.timer = nil
+	w.smu.Unlock()
+	go w.step()
+}
+
+// retire ends the worker for good.
+func (w *podWorker) retire() {
+	w.smu.Lock()
+	w.finished = true
+	w.running = false
+	w.timerGen++
+	stop := w.timer
+	w.timer = nil
+	w.smu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	w.stopCtx()
+	w.stopProbes()
+	w.a.workerDone(w)
+	w.a.wg.Done()
+}
+
+// afterFunc calls f after d on clk, in a goroutine of its own, and
+// returns the function that cancels it. A clock without AfterFunc costs
+// a waiting goroutine.
+func afterFunc(clk clock.Clock, d time.Duration, f func()) func() {
+	if c, ok := clk.(clock.WithDelayedExecution); ok {
+		t := c.AfterFunc(d, f)
+		return func() { t.Stop() }
+	}
+	t := clk.NewTimer(d)
+	cancel := make(chan struct{})
+	go func() {
+		select {
+		case <-t.C():
+			f()
+		case <-cancel:
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { t.Stop(); close(cancel) }) }
 }
 
 func (w *podWorker) event(pod *corev1.Pod, typ, reason, format string, args ...any) {

@@ -216,30 +216,43 @@ func BenchmarkAgentAlone110PodsContainerd(b *testing.B) {
 	}
 }
 
-func benchAgentAlone(b *testing.B, dir, bin, imgDir string, n int, settle time.Duration) {
+// startAPIServer serves an in-memory store over the API server (HTTPS on
+// loopback) until the test ends, and returns the store and the path of an
+// admin kubeconfig under dir.
+func startAPIServer(tb testing.TB, dir string) (store.Interface, string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	s, err := store.Open(ctx, store.Config{Logger: quietLog()})
 	if err != nil {
-		b.Fatal(err)
+		cancel()
+		tb.Fatal(err)
 	}
-	defer s.Close()
 	srvDir := filepath.Join(dir, "apiserver")
 	srv, err := apiserver.New(apiserver.Config{Store: s, DataDir: srvDir, Logger: quietLog()})
 	if err != nil {
-		b.Fatal(err)
+		cancel()
+		s.Close()
+		tb.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		cancel()
+		s.Close()
+		tb.Fatal(err)
 	}
 	served := make(chan struct{})
 	go func() { _ = srv.Serve(ctx, ln); close(served) }()
-	defer func() { cancel(); <-served }()
+	tb.Cleanup(func() { cancel(); <-served; s.Close() })
 	kc := filepath.Join(srvDir, "admin.kubeconfig")
 	if err := srv.PKI().WriteKubeconfig(kc, "https://"+ln.Addr().String(), apiserver.KubeconfigOptions{}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return s, kc
+}
+
+func benchAgentAlone(b *testing.B, dir, bin, imgDir string, n int, settle time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, kc := startAPIServer(b, dir)
 
 	rb := make([]byte, 4)
 	_, _ = rand.Read(rb)
@@ -283,10 +296,11 @@ func benchAgentAlone(b *testing.B, dir, bin, imgDir string, n int, settle time.D
 			if err != nil {
 				b.Errorf("node process: %v (log %s)", err, logFile.Name())
 			}
-		case <-time.After(4 * time.Minute):
+		case <-time.After(10 * time.Minute):
+			// Killing it leaves its containerd and containers behind.
 			_ = cmd.Process.Kill()
 			<-exited
-			b.Errorf("node process did not stop within 4 minutes")
+			b.Errorf("node process did not stop within 10 minutes")
 		}
 	}
 	defer stopNode()
@@ -422,7 +436,7 @@ func deleteAll(b *testing.B, ctx context.Context, s store.Interface) {
 	for _, p := range pods {
 		_ = store.Delete[*corev1.Pod](ctx, s, p.Namespace, p.Name, metav1.DeleteOptions{})
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute)
 	for time.Now().Before(deadline) {
 		pods, _, err := store.ListOf[*corev1.Pod](ctx, s, "", metav1.ListOptions{})
 		if err == nil && len(pods) == 0 {
@@ -430,7 +444,7 @@ func deleteAll(b *testing.B, ctx context.Context, s store.Interface) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	b.Errorf("pods still present after 3 minutes")
+	b.Errorf("pods still present after 6 minutes")
 }
 
 // unmountUnder detaches every mount point below dir (deepest first), so

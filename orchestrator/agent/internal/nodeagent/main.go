@@ -1,14 +1,15 @@
 // Command nodeagent runs the node agent alone, as a node process of
-// examples/multinode does without its service proxy: a private containerd
-// supervised by runtime/containerd, and the agent reaching the API server
-// over HTTP through orchestrator/remote. It exists to measure the agent's
+// examples/multinode does without its service proxy, pod network and
+// streaming endpoint: [nodeproc.Run] with a private containerd supervised
+// by runtime/containerd, and the agent reaching the API server over HTTPS
+// through orchestrator/remote. It exists to measure the agent's
 // own memory (BenchmarkAgentAlone110PodsContainerd builds and starts it)
 // and serves net/http/pprof on a loopback port for that purpose.
 //
 // Usage:
 //
 //	nodeagent -kubeconfig admin.kubeconfig -node node-1 -data-dir /tmp/n1 \
-//	    -namespace n1 [-images-dir dir] [-debug-addr-file file]
+//	    -namespace n1 [-images-dir dir] [-debug-addr-file file] [-memory-limit bytes]
 //
 // On SIGTERM or SIGINT it stops the agent and removes every container,
 // image, the containerd namespace and daemon and its data directory.
@@ -25,15 +26,12 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"path/filepath"
 	goruntime "runtime"
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/tugboatdev/tugboat/orchestrator/agent"
-	"github.com/tugboatdev/tugboat/orchestrator/remote"
+	"github.com/tugboatdev/tugboat/orchestrator/agent/nodeproc"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
 )
 
@@ -43,6 +41,7 @@ type config struct {
 	resync, status                                                 time.Duration
 	verbose                                                        bool
 	memProfileRate                                                 int
+	memoryLimit                                                    int64
 }
 
 func parseFlags(args []string) (config, error) {
@@ -57,6 +56,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.resync, "resync", 10*time.Second, "agent resync interval")
 	fs.DurationVar(&c.status, "status", 10*time.Second, "agent node status interval")
 	fs.BoolVar(&c.verbose, "v", false, "debug logs")
+	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "soft memory limit of the Go runtime in bytes (0: GOMEMLIMIT if set, else nodeproc.DefaultMemoryLimit; negative: none)")
 	fs.IntVar(&c.memProfileRate, "memprofilerate", 0, "runtime.MemProfileRate for the heap profile (0: Go's default; 1: every allocation)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -106,46 +106,20 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("nodeagent: %w", err)
 		}
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
-	if err != nil {
-		return fmt.Errorf("nodeagent: %w", err)
-	}
-	st, err := remote.New(rc, remote.Options{})
-	if err != nil {
-		return err
-	}
-	rt, err := containerd.New(ctx, containerd.Options{
-		DataDir:   filepath.Join(cfg.dataDir, "ctr"),
-		Namespace: cfg.namespace,
-		ImagesDir: cfg.imagesDir,
-		NodeIP:    "127.0.0.1",
-		Logger:    log.With("component", "containerd"),
+	return nodeproc.Run(ctx, nodeproc.Config{
+		Kubeconfig: cfg.kubeconfig,
+		DataDir:    cfg.dataDir,
+		Runtime: containerd.Options{
+			Namespace: cfg.namespace,
+			ImagesDir: cfg.imagesDir,
+		},
+		Agent: agent.Config{
+			NodeName:       cfg.node,
+			NodeIP:         "127.0.0.1",
+			ResyncInterval: cfg.resync,
+			StatusInterval: cfg.status,
+		},
+		MemoryLimit: cfg.memoryLimit,
+		Log:         log,
 	})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := rt.Destroy(dctx); err != nil {
-			log.Warn("removing the node's containers", "err", err)
-		}
-	}()
-	a, err := agent.New(agent.Config{
-		NodeName:       cfg.node,
-		Store:          st,
-		Runtime:        rt,
-		RootDir:        filepath.Join(cfg.dataDir, "agent"),
-		NodeIP:         "127.0.0.1",
-		Hostname:       cfg.node,
-		RuntimeName:    "containerd",
-		RuntimeVersion: "containerd://private",
-		ResyncInterval: cfg.resync,
-		StatusInterval: cfg.status,
-		Log:            log.With("component", "agent"),
-	})
-	if err != nil {
-		return err
-	}
-	return a.Run(ctx)
 }

@@ -82,9 +82,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "required only", args: []string{"-kubeconfig", "k", "-node", "n", "-data-dir", "/d"},
 			want: config{kubeconfig: "k", node: "n", dataDir: "/d", namespace: "nodeagent", resync: 10 * time.Second, status: 10 * time.Second}},
 		{name: "all", args: []string{"-kubeconfig", "k", "-node", "n", "-data-dir", "/d", "-namespace", "ns", "-images-dir", "/i",
-			"-debug-addr-file", "/a", "-resync", "1s", "-status", "2s", "-v", "-memprofilerate", "1"},
+			"-debug-addr-file", "/a", "-resync", "1s", "-status", "2s", "-v", "-memprofilerate", "1", "-memory-limit", "-1"},
 			want: config{kubeconfig: "k", node: "n", dataDir: "/d", namespace: "ns", imagesDir: "/i", debugAddrFile: "/a",
-				resync: time.Second, status: 2 * time.Second, verbose: true, memProfileRate: 1}},
+				resync: time.Second, status: 2 * time.Second, verbose: true, memProfileRate: 1, memoryLimit: -1}},
 		{name: "missing node", args: []string{"-kubeconfig", "k", "-data-dir", "/d"}, wantErr: true},
 		{name: "unknown flag", args: []string{"-bogus"}, wantErr: true},
 	}
