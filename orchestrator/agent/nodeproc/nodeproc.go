@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -26,10 +27,20 @@ import (
 // spans, freed pages not yet returned, goroutine stacks, GC metadata); at
 // this limit the collector keeps it under the limit, and the process's
 // RSS drops by about 3 MiB (orchestrator/agent/BENCHMARKS.md, session 4).
-// 32 MiB would not bind. It is a soft limit: a node that needs more gets
-// more, with more frequent collections (the Go runtime caps their CPU
-// share).
+// 32 MiB would not bind. It is a soft limit, and the default one follows
+// the live heap: [Run] raises it to about what GOGC=100 alone would let
+// the process hold (twice the live heap plus [limitHeadroom]) when that
+// is more, so a node with more or larger objects is never held at a limit
+// its live heap fills, where the collector would run back to back.
 const DefaultMemoryLimit = 24 << 20
+
+// limitHeadroom is what a node process holds beside its Go heap (goroutine
+// stacks, GC metadata, free pages not yet returned), counted on top of
+// twice the live heap when the default limit follows the heap.
+const limitHeadroom = 8 << 20
+
+// followEvery is how often the default limit follows the live heap.
+const followEvery = 5 * time.Second
 
 // DestroyTimeout bounds the removal of the node's containers, images and
 // containerd daemon when [Run] returns (seconds on an idle machine; a
@@ -103,6 +114,17 @@ func Run(ctx context.Context, cfg Config, components ...Component) error {
 	if limit := memoryLimit(cfg.MemoryLimit, os.Getenv("GOMEMLIMIT")); limit > 0 {
 		prev := debug.SetMemoryLimit(limit)
 		defer debug.SetMemoryLimit(prev)
+		if cfg.MemoryLimit == 0 {
+			// The default follows the live heap (a configured limit is
+			// kept as given).
+			fctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				followLiveHeap(fctx, limit, followEvery)
+			}()
+			defer func() { stop(); <-done }()
+		}
 	}
 	rc := cfg.REST
 	if rc == nil {
@@ -164,6 +186,33 @@ func memoryLimit(configured int64, env string) int64 {
 		return 0
 	}
 	return DefaultMemoryLimit
+}
+
+// limitFor is the soft memory limit for a process whose live heap is live
+// bytes: base, or what GOGC=100 alone would let the process hold when that
+// is more.
+func limitFor(base, live int64) int64 {
+	return max(base, 2*live+limitHeadroom)
+}
+
+// followLiveHeap sets the Go runtime's soft memory limit to
+// limitFor(base, live heap) every period until ctx ends.
+func followLiveHeap(ctx context.Context, base int64, every time.Duration) {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return // not reported by this Go runtime: keep base
+		}
+		debug.SetMemoryLimit(limitFor(base, int64(sample[0].Value.Uint64())))
+	}
 }
 
 // runtimeOptions fills in cfg.Runtime's defaults.

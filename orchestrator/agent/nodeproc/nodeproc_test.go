@@ -4,7 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -33,6 +36,64 @@ func TestMemoryLimit(t *testing.T) {
 				t.Errorf("memoryLimit(%d, %q) = %d, want %d", tt.configured, tt.env, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestLimitFor(t *testing.T) {
+	tests := []struct {
+		name       string
+		base, live int64
+		want       int64
+	}{
+		{name: "small heap keeps the base", base: 24 << 20, live: 7 << 20, want: 24 << 20},
+		{name: "at the edge", base: 24 << 20, live: 8 << 20, want: 24 << 20},
+		{name: "large heap gets GOGC=100's room", base: 24 << 20, live: 40 << 20, want: 88 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := limitFor(tt.base, tt.live); got != tt.want {
+				t.Errorf("limitFor(%d, %d) = %d, want %d", tt.base, tt.live, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFollowLiveHeap keeps 64 MiB live, far above the default limit, and
+// checks that the limit is raised above it (no collector running back to
+// back) and that the base is kept again once the heap is gone.
+func TestFollowLiveHeap(t *testing.T) {
+	prev := debug.SetMemoryLimit(DefaultMemoryLimit)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		followLiveHeap(ctx, DefaultMemoryLimit, 10*time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+
+	live := make([]byte, 64<<20)
+	for i := range live {
+		live[i] = byte(i)
+	}
+	waitLimit := func(ok func(int64) bool) int64 {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			runtime.GC() // the live heap metric is updated by a collection
+			if l := debug.SetMemoryLimit(-1); ok(l) || time.Now().After(deadline) {
+				return l
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if l := waitLimit(func(l int64) bool { return l >= 2*int64(len(live)) }); l < 2*int64(len(live)) {
+		t.Errorf("with %d MiB live the limit is %d MiB, want at least %d MiB", len(live)>>20, l>>20, 2*len(live)>>20)
+	}
+	runtime.KeepAlive(live)
+	live = nil
+	if l := waitLimit(func(l int64) bool { return l == DefaultMemoryLimit }); l != DefaultMemoryLimit {
+		t.Errorf("with the heap gone the limit is %d MiB, want the base %d MiB", l>>20, DefaultMemoryLimit>>20)
 	}
 }
 
