@@ -11,13 +11,13 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tugboatdev/tugboat/scheduler/cache"
 	"github.com/tugboatdev/tugboat/scheduler/framework"
+	"github.com/tugboatdev/tugboat/scheduler/perf"
 	"github.com/tugboatdev/tugboat/store"
 )
 
@@ -69,16 +69,15 @@ func (c *countingStore) Bind(ctx context.Context, b *v1.Binding, opts metav1.Cre
 
 var _ store.Binder = (*countingStore)(nil)
 
-// perfNode is the scheduler_perf node: 4 cpu, 32Gi, 110 pods.
+// perfNode is the i-th scheduler_perf node ([perf.Node]), named
+// node-NNNNN.
 func perfNode(i int, lbls map[string]string) *v1.Node {
-	return makeNode(fmt.Sprintf("node-%05d", i), "4", "32Gi", 110, lbls)
+	return perf.Node(fmt.Sprintf("node-%05d", i), lbls)
 }
 
-// perfPod is the scheduler_perf pod: 100m cpu, 500Mi memory.
+// perfPod is the scheduler_perf pod ([perf.Pod]): 100m cpu, 500Mi memory.
 func perfPod(name string) *v1.Pod {
-	p := makePod("default", name, "100m", "500Mi")
-	p.Labels = map[string]string{"app": "perf"}
-	return p
+	return perf.Pod(name)
 }
 
 type workload struct {
@@ -91,8 +90,8 @@ type workload struct {
 	cfg       Config
 	setup     func(tb testing.TB, st store.Interface)
 	expectAll bool // every measured pod must be bound
-	// wantBound, when set, is how many measured pods must end bound.
-	check func(tb testing.TB, nodes []*v1.Node, pods []*v1.Pod)
+	// check reports a violated constraint of the workload (nil: none).
+	check perf.Check
 }
 
 // runWorkload runs one workload through the in-memory store and returns
@@ -182,43 +181,23 @@ func verify(tb testing.TB, st store.Interface, cs *countingStore, w workload) {
 	verifyPlacement(tb, nodes, pods, cs.binds, w)
 }
 
+// verifyPlacement checks the placement with [perf.VerifyPlacement] (binds
+// counts the successful bindings per pod UID) and fails the benchmark when
+// it is wrong. Unless the workload expects every pod bound, unbound pods
+// are left out.
 func verifyPlacement(tb testing.TB, nodes []*v1.Node, pods []*v1.Pod, binds map[types.UID]int, w workload) {
 	tb.Helper()
-	type use struct{ cpu, mem, n int64 }
-	used := map[string]*use{}
+	keyed := make(map[string]int, len(binds))
+	checked := make([]*v1.Pod, 0, len(pods))
 	for _, p := range pods {
-		n := binds[p.UID]
-		if p.Spec.NodeName == "" {
-			if w.expectAll {
-				tb.Errorf("pod %s not bound", p.Name)
-			}
+		if p.Spec.NodeName == "" && !w.expectAll {
 			continue
 		}
-		if n != 1 {
-			tb.Errorf("pod %s bound %d times", p.Name, n)
-		}
-		pi := framework.NewPodInfo(p)
-		u := used[p.Spec.NodeName]
-		if u == nil {
-			u = &use{}
-			used[p.Spec.NodeName] = u
-		}
-		u.cpu += pi.Requests.MilliCPU
-		u.mem += pi.Requests.Memory
-		u.n++
+		checked = append(checked, p)
+		keyed[perf.BindKey(p.Namespace, p.Name)] = binds[p.UID]
 	}
-	for _, n := range nodes {
-		u := used[n.Name]
-		if u == nil {
-			continue
-		}
-		a := n.Status.Allocatable
-		if u.cpu > a.Cpu().MilliValue() || u.mem > a.Memory().Value() || u.n > a.Pods().Value() {
-			tb.Errorf("node %s over-committed: cpu %dm mem %d pods %d", n.Name, u.cpu, u.mem, u.n)
-		}
-	}
-	if w.check != nil {
-		w.check(tb, nodes, pods)
+	if err := perf.VerifyPlacement(nodes, checked, keyed, w.check); err != nil {
+		tb.Fatalf("placement: %v", err)
 	}
 }
 
@@ -233,118 +212,37 @@ func basicWorkload() workload {
 	}
 }
 
-// antiAffinityPod carries required anti-affinity by hostname against pods
-// with its own label, as scheduler_perf's pod-with-pod-anti-affinity.
-func antiAffinityPod(name string) *v1.Pod {
-	p := perfPod(name)
-	p.Labels = map[string]string{"color": "green"}
-	p.Spec.Affinity = &v1.Affinity{PodAntiAffinity: &v1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []v1.PodAffinityTerm{{
-		LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"color": "green"}},
-		TopologyKey:   v1.LabelHostname,
-	}}}}
-	return p
-}
-
 func antiAffinityWorkload() workload {
 	return workload{
 		nodes: 5000, nodeFn: func(i int) *v1.Node { return perfNode(i, nil) },
-		initPods: 1000, initFn: func(i int) *v1.Pod { return antiAffinityPod(fmt.Sprintf("init-%d", i)) },
-		pods: 4000, podFn: func(i int) *v1.Pod { return antiAffinityPod(fmt.Sprintf("pod-%d", i)) },
+		initPods: 1000, initFn: func(i int) *v1.Pod { return perf.AntiAffinityPod(fmt.Sprintf("init-%d", i)) },
+		pods: 4000, podFn: func(i int) *v1.Pod { return perf.AntiAffinityPod(fmt.Sprintf("pod-%d", i)) },
 		expectAll: true,
-		check: func(tb testing.TB, _ []*v1.Node, pods []*v1.Pod) {
-			seen := map[string]string{}
-			for _, p := range pods {
-				if p.Labels["color"] != "green" || p.Spec.NodeName == "" {
-					continue
-				}
-				if other, ok := seen[p.Spec.NodeName]; ok {
-					tb.Errorf("anti-affinity violated: %s and %s on %s", p.Name, other, p.Spec.NodeName)
-				}
-				seen[p.Spec.NodeName] = p.Name
-			}
-		},
+		check:     perf.CheckAntiAffinity,
 	}
-}
-
-var moonZones = []string{"moon-1", "moon-2", "moon-3"}
-
-// spreadPod spreads over zones with maxSkew 1, DoNotSchedule, as
-// scheduler_perf's pod-with-topology-spreading.
-func spreadPod(name string) *v1.Pod {
-	p := perfPod(name)
-	p.Labels = map[string]string{"foo": "bar"}
-	p.Spec.TopologySpreadConstraints = []v1.TopologySpreadConstraint{{
-		MaxSkew: 1, TopologyKey: v1.LabelTopologyZone, WhenUnsatisfiable: v1.DoNotSchedule,
-		LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"foo": "bar"}},
-	}}
-	return p
 }
 
 func spreadWorkload() workload {
 	return workload{
 		nodes: 5000, nodeFn: func(i int) *v1.Node {
-			return perfNode(i, map[string]string{v1.LabelTopologyZone: moonZones[i%3]})
+			return perfNode(i, map[string]string{v1.LabelTopologyZone: perf.SpreadZone(i)})
 		},
 		initPods: 1000, initFn: func(i int) *v1.Pod { return perfPod(fmt.Sprintf("init-%d", i)) },
-		pods: 5000, podFn: func(i int) *v1.Pod { return spreadPod(fmt.Sprintf("pod-%d", i)) },
+		pods: 5000, podFn: func(i int) *v1.Pod { return perf.SpreadPod(fmt.Sprintf("pod-%d", i)) },
 		expectAll: true,
-		check: func(tb testing.TB, nodes []*v1.Node, pods []*v1.Pod) {
-			zone := map[string]string{}
-			for _, n := range nodes {
-				zone[n.Name] = n.Labels[v1.LabelTopologyZone]
-			}
-			count := map[string]int{}
-			for _, p := range pods {
-				if p.Labels["foo"] == "bar" && p.Spec.NodeName != "" {
-					count[zone[p.Spec.NodeName]]++
-				}
-			}
-			lo, hi := 1<<30, 0
-			for _, z := range moonZones {
-				lo, hi = min(lo, count[z]), max(hi, count[z])
-			}
-			if hi-lo > 1 {
-				tb.Errorf("topology spread violated: %v", count)
-			}
-		},
+		check:     perf.CheckSpread,
 	}
-}
-
-// nodeAffinityPod requires zone1 by required node affinity, as
-// scheduler_perf's pod-with-node-affinity.
-func nodeAffinityPod(name string) *v1.Pod {
-	p := perfPod(name)
-	p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{
-		NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{{
-			Key: "failure-domain.beta.kubernetes.io/zone", Operator: v1.NodeSelectorOpIn, Values: []string{"zone1"},
-		}}}},
-	}}}
-	return p
 }
 
 func nodeAffinityWorkload() workload {
 	return workload{
 		nodes: 5000, nodeFn: func(i int) *v1.Node {
-			z := "zone1"
-			if i%5 == 4 { // a fifth of the nodes is elsewhere
-				z = "zone2"
-			}
-			return perfNode(i, map[string]string{"failure-domain.beta.kubernetes.io/zone": z})
+			return perfNode(i, map[string]string{perf.LegacyZoneLabel: perf.NodeAffinityZone(i)})
 		},
 		initPods: 1000, initFn: func(i int) *v1.Pod { return perfPod(fmt.Sprintf("init-%d", i)) },
-		pods: 10000, podFn: func(i int) *v1.Pod { return nodeAffinityPod(fmt.Sprintf("pod-%d", i)) },
+		pods: 10000, podFn: func(i int) *v1.Pod { return perf.NodeAffinityPod(fmt.Sprintf("pod-%d", i)) },
 		expectAll: true,
-		check: func(tb testing.TB, nodes []*v1.Node, pods []*v1.Pod) {
-			zone := map[string]string{}
-			for _, n := range nodes {
-				zone[n.Name] = n.Labels["failure-domain.beta.kubernetes.io/zone"]
-			}
-			for _, p := range pods {
-				if p.Spec.Affinity != nil && p.Spec.NodeName != "" && zone[p.Spec.NodeName] != "zone1" {
-					tb.Errorf("node affinity violated: %s on %s", p.Name, p.Spec.NodeName)
-				}
-			}
-		},
+		check:     perf.CheckNodeAffinity,
 	}
 }
 
@@ -374,7 +272,7 @@ func preemptionWorkload() workload {
 		initPods: 5000, initFn: func(i int) *v1.Pod { return low(fmt.Sprintf("low-%d", i)) },
 		pods: 1000, podFn: func(i int) *v1.Pod { return high(fmt.Sprintf("high-%d", i)) },
 		expectAll: true,
-		check: func(tb testing.TB, _ []*v1.Node, pods []*v1.Pod) {
+		check: func(_ []*v1.Node, pods []*v1.Pod) error {
 			n := 0
 			for _, p := range pods {
 				if p.Labels["tier"] == "high" && p.Spec.NodeName != "" {
@@ -382,8 +280,9 @@ func preemptionWorkload() workload {
 				}
 			}
 			if n != 1000 {
-				tb.Errorf("%d high-priority pods bound, want 1000", n)
+				return fmt.Errorf("%d high-priority pods bound, want 1000", n)
 			}
+			return nil
 		},
 	}
 }
@@ -483,8 +382,6 @@ func BenchmarkCacheMemory(b *testing.B) {
 		runtime.KeepAlive(snap)
 	}
 }
-
-var _ = resource.MustParse
 
 // cpuTime is the CPU time (user and system) this process used so far. On
 // a shared machine it is a steadier measure than wall time.

@@ -28,7 +28,9 @@
 // counted per pod), no node holding more cpu, memory or pods than it has
 // allocatable, and the workload's own constraint (no two anti-affinity
 // pods on one node, zone skew at most 1, every node-affinity pod in its
-// zone).
+// zone). The workloads' nodes, pods, checks and this verification come from
+// package github.com/tugboatdev/tugboat/scheduler/perf, which the
+// scheduler's Go benchmarks share.
 //
 // "Scheduled" Events are rate-limited as upstream (-event-qps, default 50
 // per second); -event-qps -1 writes one per pod, so every pod costs three
@@ -76,6 +78,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/tugboatdev/tugboat/scheduler"
+	"github.com/tugboatdev/tugboat/scheduler/perf"
 	"github.com/tugboatdev/tugboat/store"
 )
 
@@ -235,7 +238,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	if err := st.waitCounted(ctx, o.initPods+o.pods); err != nil {
 		return fmt.Errorf("verification failed: %w", err)
 	}
-	if err := verify(ctx, raw, st.bindCounts(), w.check); err != nil {
+	if err := perf.Verify(ctx, raw, st.bindCounts(), w.check); err != nil {
 		return fmt.Errorf("verification failed: %w", err)
 	}
 	fmt.Fprintf(out, "verified: %d pods each bound exactly once, no node over-committed%s\n", o.initPods+o.pods, map[bool]string{true: ", workload constraint holds"}[w.check != nil])

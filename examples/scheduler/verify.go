@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,7 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/tugboatdev/tugboat/scheduler/framework"
+	"github.com/tugboatdev/tugboat/scheduler/perf"
 	"github.com/tugboatdev/tugboat/store"
 )
 
@@ -21,7 +20,7 @@ import (
 type countingStore struct {
 	*store.Store
 	mu    sync.Mutex
-	binds map[string]int // namespace/name -> successful bindings
+	binds map[string]int // perf.BindKey -> successful bindings
 	total int
 }
 
@@ -35,7 +34,7 @@ func (c *countingStore) Bind(ctx context.Context, b *v1.Binding, opts metav1.Cre
 		return err
 	}
 	c.mu.Lock()
-	c.binds[b.Namespace+"/"+b.Name]++
+	c.binds[perf.BindKey(b.Namespace, b.Name)]++
 	c.total++
 	c.mu.Unlock()
 	return nil
@@ -72,80 +71,4 @@ func (c *countingStore) bindCounts() map[string]int {
 		out[k] = v
 	}
 	return out
-}
-
-// verify lists the nodes and pods and checks the run's correctness: see
-// verifyPlacement.
-func verify(ctx context.Context, st store.Interface, binds map[string]int, check func([]*v1.Node, []*v1.Pod) error) error {
-	nodes, _, err := store.ListOf[*v1.Node](ctx, st, "", metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
-	}
-	pods, _, err := store.ListOf[*v1.Pod](ctx, st, "", metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list pods: %w", err)
-	}
-	return verifyPlacement(nodes, pods, binds, check)
-}
-
-// maxReported bounds the violations verifyPlacement lists.
-const maxReported = 10
-
-// verifyPlacement checks that every pod is bound, by exactly one
-// successful binding (binds, keyed namespace/name), that no node holds
-// more cpu, memory or pods than it has allocatable (effective requests as
-// the scheduler computes them), and the workload's own constraint (check,
-// when not nil).
-func verifyPlacement(nodes []*v1.Node, pods []*v1.Pod, binds map[string]int, check func([]*v1.Node, []*v1.Pod) error) error {
-	var errs []error
-	report := func(err error) {
-		if len(errs) < maxReported {
-			errs = append(errs, err)
-		}
-	}
-	type use struct{ cpu, mem, n int64 }
-	used := map[string]*use{}
-	for _, p := range pods {
-		key := p.Namespace + "/" + p.Name
-		if p.Spec.NodeName == "" {
-			report(fmt.Errorf("pod %s is not bound", key))
-			continue
-		}
-		if n := binds[key]; n != 1 {
-			report(fmt.Errorf("pod %s was bound %d times, want exactly once", key, n))
-		}
-		u := used[p.Spec.NodeName]
-		if u == nil {
-			u = &use{}
-			used[p.Spec.NodeName] = u
-		}
-		r := framework.NewPodInfo(p).Requests
-		u.cpu += r.MilliCPU
-		u.mem += r.Memory
-		u.n++
-	}
-	known := make(map[string]bool, len(nodes))
-	for _, n := range nodes {
-		known[n.Name] = true
-		u := used[n.Name]
-		if u == nil {
-			continue
-		}
-		a := n.Status.Allocatable
-		if u.cpu > a.Cpu().MilliValue() || u.mem > a.Memory().Value() || u.n > a.Pods().Value() {
-			report(fmt.Errorf("node %s is over-committed: cpu %dm, memory %d, %d pods (allocatable %v, %v, %v)",
-				n.Name, u.cpu, u.mem, u.n, a.Cpu(), a.Memory(), a.Pods()))
-		}
-	}
-	for name := range used {
-		if !known[name] {
-			report(fmt.Errorf("pods are bound to %s, which is not a node", name))
-		}
-	}
-	if check != nil {
-		if err := check(nodes, pods); err != nil {
-			report(err)
-		}
-	}
-	return errors.Join(errs...)
 }
