@@ -81,11 +81,7 @@ func (r *Runtime) recoverSandboxes(ctx context.Context) {
 // deleteDeadTask deletes a container's stopped task (its exit status is
 // kept in a label first, so the container still reports it).
 func (r *Runtime) deleteDeadTask(ctx context.Context, id string) {
-	c, err := r.client.LoadContainer(ctx, id)
-	if err != nil {
-		return
-	}
-	task, err := c.Task(ctx, nil)
+	c, task, err := r.containerTask(ctx, id)
 	if err != nil {
 		return
 	}

@@ -132,13 +132,22 @@ func (r *Runtime) waitTask(id string) <-chan client.ExitStatus {
 	return c
 }
 
-// killTask kills and deletes container id's task after a failed start.
-func (r *Runtime) killTask(ctx context.Context, id string) {
+// containerTask loads container id and its task.
+func (r *Runtime) containerTask(ctx context.Context, id string) (client.Container, client.Task, error) {
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
-		return
+		return nil, nil, err
 	}
 	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, task, nil
+}
+
+// killTask kills and deletes container id's task after a failed start.
+func (r *Runtime) killTask(ctx context.Context, id string) {
+	c, task, err := r.containerTask(ctx, id)
 	if err != nil {
 		return
 	}
