@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
@@ -435,13 +436,17 @@ func (a *Agent) getPod(ctx context.Context, namespace, name string) (*corev1.Pod
 	return p, nil
 }
 
-// StartPod makes a bound pod Running with every container ready.
+// StartPod makes a bound pod Running with every container ready. A
+// conflict with a concurrent write of the pod (a controller's) is retried
+// on the pod as it now is, as a kubelet's status update is.
 func (a *Agent) StartPod(ctx context.Context, namespace, name string) error {
-	p, err := a.getPod(ctx, namespace, name)
-	if err != nil {
-		return err
-	}
-	return a.start(ctx, p)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := a.getPod(ctx, namespace, name)
+		if err != nil {
+			return err
+		}
+		return a.start(ctx, p)
+	})
 }
 
 // SetReady sets a running pod's Ready and ContainersReady conditions.
