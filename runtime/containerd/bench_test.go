@@ -95,7 +95,9 @@ func BenchmarkConcurrentPodStart100(b *testing.B) {
 		{"pod", testOpts{}, false},
 		{"bounded=8", testOpts{startConcurrency: 8}, false},
 		{"hostIPC", testOpts{}, true},
+		{"unshared-shims", testOpts{shimGroups: -1}, false},
 		{"shimgroups=4", testOpts{shimGroups: 4}, false},
+		{"shimgroups=8", testOpts{shimGroups: 8}, false},
 		{"execIPAM", testOpts{execIPAM: true}, false},
 	} {
 		b.Run(v.name, func(b *testing.B) { benchConcurrentPodStart(b, v.opts, v.hostIPC) })
@@ -109,6 +111,8 @@ func benchConcurrentPodStart(b *testing.B, o testOpts, hostIPC bool) {
 	r := newTestRuntime(b, o)
 	ctx := context.Background()
 	var walls, sandboxT, createT, startT, cpu []time.Duration
+	var shims int
+	var shimPss int64
 	for b.Loop() {
 		acct.reset()
 		t0 := time.Now()
@@ -148,6 +152,9 @@ func benchConcurrentPodStart(b *testing.B, o testOpts, hostIPC bool) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		if shims == 0 {
+			shims, shimPss = shimMemory(b, r.ns)
+		}
 		var rw sync.WaitGroup
 		for _, sb := range sbs {
 			rw.Go(func() {
@@ -168,6 +175,46 @@ func benchConcurrentPodStart(b *testing.B, o testOpts, hostIPC bool) {
 	percentiles(b, "sandbox", sandboxT)
 	percentiles(b, "create", createT)
 	percentiles(b, "start", startT)
+	// The memory the node pays for its shims while the 100 pods run.
+	b.ReportMetric(float64(shims), "shims")
+	b.ReportMetric(float64(shimPss)/(1<<20), "shims-Pss-MiB")
+}
+
+// shimMemory counts the containerd shims serving containerd namespace ns
+// and sums their proportional set sizes (shared pages of the one shim
+// binary counted once over all of them).
+func shimMemory(tb testing.TB, ns string) (n int, pss int64) {
+	tb.Helper()
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		args := strings.Split(string(cmd), "\x00")
+		if err != nil || !strings.Contains(args[0], "containerd-shim") || !slices.Contains(args, ns) {
+			continue
+		}
+		rollup, err := os.ReadFile(filepath.Join("/proc", p.Name(), "smaps_rollup"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		for l := range strings.Lines(string(rollup)) {
+			if v, ok := strings.CutPrefix(l, "Pss:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				if err != nil {
+					tb.Fatalf("smaps_rollup of %s: %q: %v", p.Name(), l, err)
+				}
+				n++
+				pss += kb << 10
+				break
+			}
+		}
+	}
+	return n, pss
 }
 
 // BenchmarkBareContainerd is the reference: containerd's client alone

@@ -290,15 +290,27 @@ const ReasonUnknown = "Unknown"
 // container carrying the same value from one shim process.
 const shimGroupAnnotation = "io.containerd.runc.v2.group"
 
+// DefaultShimGroups is the number of shared shims a Runtime spreads its
+// pods over when Options.ShimGroups is 0. With 100 pods started at once on
+// two cores, 8 to 16 groups took the least CPU; 1 or 2 groups serialized
+// the starts (BENCHMARKS.md). Sixteen keeps the failure domain of a shim
+// at about one pod in sixteen.
+const DefaultShimGroups = 16
+
 // shimGroup names the shim a sandbox's containers share: the sandbox's own
-// (as the CRI plugin does) or one of Options.ShimGroups shared shims.
+// (as the CRI plugin does) or one of the shared shims, chosen by a hash of
+// the sandbox ID so that every container of a pod has the same shim.
 func (r *Runtime) shimGroup(sandboxID string) string {
-	if r.opts.ShimGroups <= 0 {
+	groups := r.opts.ShimGroups
+	if groups == 0 {
+		groups = DefaultShimGroups
+	}
+	if groups < 0 {
 		return "tugboat-" + sandboxID
 	}
 	h := fnv.New32a()
 	h.Write([]byte(sandboxID))
-	return fmt.Sprintf("tugboat-%s-shim-%d", r.ns, h.Sum32()%uint32(r.opts.ShimGroups))
+	return fmt.Sprintf("tugboat-%s-shim-%d", r.ns, h.Sum32()%uint32(groups))
 }
 
 // capNames turns Kubernetes capability names (NET_ADMIN) into OCI ones

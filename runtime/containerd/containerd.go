@@ -95,11 +95,14 @@ type Options struct {
 	LogMaxFiles int
 	// Logger receives the runtime's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// ShimGroups, when positive, spreads the pods over that many shared
-	// containerd shims (runc v2 shim grouping) instead of one shim per pod
-	// as the CRI plugin does. Fewer shims start fewer processes and save
-	// about 10 MiB of memory per pod; the cost is a larger failure domain
-	// (a shim that dies takes the containers it serves with it).
+	// ShimGroups spreads the pods over that many shared containerd shims
+	// (runc v2 shim grouping); 0 means DefaultShimGroups and a negative
+	// value one shim per pod, as the CRI plugin runs them. Shared shims
+	// start one Go process fewer per pod start (about 20 % of a start's
+	// CPU on the 2-core machine of BENCHMARKS.md) and save about 10 MiB of
+	// memory per pod. The cost is a larger failure domain: a shim that
+	// dies takes the containers it serves with it. Too few groups
+	// serialize starts, since a shim creates one task at a time.
 	ShimGroups int
 	// StartConcurrency, when positive, bounds how many CNI setups and how
 	// many container task creations (shim, runc create and start) run at
