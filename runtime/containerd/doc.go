@@ -58,4 +58,10 @@
 // A container's start makes three calls to containerd (task create, wait,
 // start): the container's record and root file system mounts come from
 // CreateContainer instead of being read again.
+//
+// The pods share DefaultShimGroups containerd shims (runc v2 shim
+// grouping, all containers of a pod in one shim) instead of one shim per
+// pod as the CRI plugin runs them: a start then launches one Go process
+// fewer, and a node with 100 pods keeps 16 shims instead of 100.
+// Options.ShimGroups chooses another number, or one shim per pod.
 package containerd
