@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,30 +23,18 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/clock"
 
-	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
+	"github.com/tugboatdev/tugboat/runtime/containerd/containerdtest"
 	"github.com/tugboatdev/tugboat/runtime/images"
 	"github.com/tugboatdev/tugboat/store"
 )
 
-const busyboxRef = "tugboat.test/busybox:1"
-
-var busyboxArchive = sync.OnceValues(func() ([]byte, error) {
-	img, err := images.Busybox()
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := images.WriteArchive(&buf, busyboxRef, img); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-})
+const busyboxRef = containerdtest.BusyboxRef
 
 // newContainerdEnv runs an agent over a private containerd (its own data
-// directory and namespace) with busybox imported; everything is destroyed
-// at the end of the test.
+// directory and namespace, see containerdtest.New) with busybox imported;
+// everything is destroyed at the end of the test.
 func newContainerdEnv(t testing.TB) *testEnv {
 	return newContainerdEnvWith(t, 500*time.Millisecond, time.Second)
 }
@@ -55,58 +42,40 @@ func newContainerdEnv(t testing.TB) *testEnv {
 // newContainerdEnvWith sets the agent's resync and status intervals.
 func newContainerdEnvWith(t testing.TB, resync, status time.Duration) *testEnv {
 	t.Helper()
-	testenv.NeedRoot(t)
-	for _, c := range []string{"containerd", "runc", "containerd-shim-runc-v2"} {
-		testenv.NeedCommand(t, c)
-	}
-	_, err := os.Stat(images.BusyboxPath)
-	testenv.Need(t, err == nil, "static busybox at "+images.BusyboxPath+" (busybox-static)")
-	dir, err := os.MkdirTemp("/tmp", "tba")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ns := "tbagent-" + hex.EncodeToString(b)
+	containerdtest.Need(t)
+	dir := containerdtest.TempDir(t)
+	// Volumes mounted in pod directories go once the runtime is destroyed
+	// (cleanups run last registered first).
+	t.Cleanup(func() {
+		p := filepath.Join(dir, "agent", "pods")
+		entries, _ := os.ReadDir(p)
+		for _, en := range entries {
+			_ = cleanupPodDir(filepath.Join(p, en.Name()))
+		}
+	})
+	rt := containerdtest.New(t, containerd.Options{DataDir: filepath.Join(dir, "rt"), Namespace: "tbagent-" + randHex(4), NodeIP: "127.0.0.1", Logger: quietLog()})
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := containerd.New(ctx, containerd.Options{DataDir: filepath.Join(dir, "rt"), Namespace: ns, NodeIP: "127.0.0.1", Logger: quietLog()})
-	if err != nil {
-		cancel()
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
 	s, err := store.Open(ctx, store.Config{Logger: quietLog()})
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, ctx: ctx, s: s, rec: &recorded{}, cancel: cancel}
 	e.cfg = Config{NodeName: testNode, Store: s, Runtime: rt, RootDir: filepath.Join(dir, "agent"), NodeIP: "127.0.0.1",
 		Log: quietLog(), ResyncInterval: resync, StatusInterval: status, TokenRequester: &testIssuer{clk: clock.RealClock{}}}
+	// The agent stops before containerdtest destroys the runtime.
 	t.Cleanup(func() {
 		e.stop()
 		s.Close()
-		if err := rt.Destroy(context.Background()); err != nil {
-			t.Errorf("destroy runtime: %v", err)
-		}
-		for _, p := range []string{filepath.Join(dir, "agent", "pods")} {
-			entries, _ := os.ReadDir(p)
-			for _, en := range entries {
-				_ = cleanupPodDir(filepath.Join(p, en.Name()))
-			}
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("remove %s: %v", dir, err)
-		}
 	})
-	arch, err := busyboxArchive()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rt.ImportImage(ctx, bytes.NewReader(arch)); err != nil {
-		t.Fatal(err)
-	}
 	e.start()
 	return e
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func bb(name string, cmd ...string) corev1.Container {

@@ -7,40 +7,24 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"os"
-	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/runtime/cni"
-	"github.com/tugboatdev/tugboat/runtime/images"
 )
 
+// busyboxRef is containerdtest.BusyboxRef (SetTestHooks checks it).
 const busyboxRef = "tugboat.test/busybox:1"
 
-var busyboxArchive = sync.OnceValues(func() ([]byte, error) {
-	img, err := images.Busybox()
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := images.WriteArchive(&buf, busyboxRef, img); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-})
+// busyboxArchive is containerdtest.BusyboxArchive.
+func busyboxArchive() ([]byte, error) { return testHooks.BusyboxArchive() }
 
+// needContainerd is containerdtest.Need: root, containerd, runc, the shim
+// and busybox-static.
 func needContainerd(t testing.TB) {
 	t.Helper()
-	testenv.NeedRoot(t)
-	testenv.NeedCommand(t, "containerd")
-	testenv.NeedCommand(t, "runc")
-	testenv.NeedCommand(t, "containerd-shim-runc-v2")
-	_, err := os.Stat(images.BusyboxPath)
-	testenv.Need(t, err == nil, "static busybox at "+images.BusyboxPath+" (busybox-static)")
+	testHooks.Need(t)
 }
 
 func randHex(n int) string {
@@ -63,60 +47,23 @@ type testOpts struct {
 	execIPAM bool
 }
 
-// newTestRuntime starts a runtime with a private containerd in a fresh
-// data directory and namespace, imports busybox, and destroys everything
-// at the end of the test.
+// newTestRuntime is containerdtest.New: a runtime with a private
+// containerd in a fresh data directory (o.dataDir, or a new one) and
+// namespace, with busybox imported, destroyed at the end of the test,
+// which then fails if anything of it remains.
 func newTestRuntime(t testing.TB, o testOpts) *Runtime {
 	t.Helper()
-	needContainerd(t)
-	dir := o.dataDir
-	if dir == "" {
-		dir = shortTempDir(t)
-	}
-	ns := "tbtest-" + randHex(4)
-	ctx := context.Background()
-	r, err := New(ctx, Options{DataDir: dir, Namespace: ns, Network: o.network, Logger: testLogger(t), ImagesDir: o.imagesDir, NodeIP: o.nodeIP, ShimGroups: o.shimGroups, CgroupParent: o.cgroupParent, StartConcurrency: o.startConcurrency})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Destroy needs a live client: reconnect if the test closed r.
-		rr := r
-		if rr.bg.Err() != nil {
-			var err error
-			if rr, err = New(context.Background(), Options{DataDir: dir, Namespace: ns, Network: o.network, Logger: testLogger(t)}); err != nil {
-				t.Errorf("cleanup: reopen runtime: %v", err)
-				return
-			}
-		}
-		if err := rr.Destroy(context.Background()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		checkNoLeftovers(t, dir, ns, rr.opts.CgroupParent)
-		if _, err := os.Stat("/run/containerd/runc/" + ns); err == nil {
-			t.Errorf("runc state directory of %s left behind", ns)
-		}
-	})
-	arch, err := busyboxArchive()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.ImportImage(ctx, bytes.NewReader(arch)); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return testHooks.New(t, Options{DataDir: o.dataDir, Network: o.network, Logger: testLogger(t), ImagesDir: o.imagesDir, NodeIP: o.nodeIP,
+		ShimGroups: o.shimGroups, CgroupParent: o.cgroupParent, StartConcurrency: o.startConcurrency})
 }
 
-// shortTempDir is a temporary directory with a short path (unix socket
-// paths are limited), removed at the end of the test.
+// shortTempDir is containerdtest.TempDir: a temporary directory with a
+// short path (unix socket paths are limited), marked as this test
+// process's for the sweep of killed tests' leftovers, removed at the end
+// of the test.
 func shortTempDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "tb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return testHooks.TempDir(t)
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -124,37 +71,6 @@ func testLogger(t testing.TB) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// checkNoLeftovers fails the test if processes, cgroups, mounts or files of
-// the runtime remain.
-func checkNoLeftovers(t testing.TB, dir, ns, cgroupParent string) {
-	t.Helper()
-	if _, err := os.Stat(dir); err == nil {
-		t.Errorf("data dir %s left behind", dir)
-	}
-	mounts, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(mounts), dir+"/") {
-		t.Errorf("mounts under %s left behind", dir)
-	}
-	for _, ctl := range []string{"memory", "cpu", "pids", "unified", "systemd"} {
-		if _, err := os.Stat("/sys/fs/cgroup/" + ctl + cgroupParent); err == nil {
-			t.Errorf("cgroup %s left in %s", cgroupParent, ctl)
-		}
-	}
-	// Shims of this namespace exit once their tasks are deleted.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, _ := exec.Command("pgrep", "-f", "-a", "containerd-shim.*-namespace "+ns+" ").Output()
-		if len(bytes.TrimSpace(out)) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("shims left running: %s", out)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func runPod(t testing.TB, r runtime.Runtime, cfg *runtime.PodSandboxConfig, cs ...*runtime.ContainerConfig) (string, []string) {

@@ -32,7 +32,8 @@ func newTestNetwork(t testing.TB, mod ...func(*cni.Config)) *cni.Network {
 	suffix := randHex(3)
 	cidr := netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", 100+rand.IntN(150)))
 	forward, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	cfg := cni.Config{Name: "tbtest-" + suffix, Bridge: "tbt" + suffix, PodCIDR: cidr, IPAMDir: t.TempDir()}
+	// The IPAM directory is marked for the sweep of killed tests.
+	cfg := cni.Config{Name: "tbtest-" + suffix, Bridge: "tbt" + suffix, PodCIDR: cidr, IPAMDir: shortTempDir(t)}
 	for _, m := range mod {
 		m(&cfg)
 	}

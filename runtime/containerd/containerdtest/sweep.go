@@ -1,0 +1,302 @@
+package containerdtest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+
+	"github.com/tugboatdev/tugboat/runtime/cni"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+)
+
+// sweepPattern matches the directories TempDir makes.
+const sweepPattern = "/tmp/tb*"
+
+// swept makes the first TempDir or New of a test process sweep.
+var swept sync.Once
+
+func sweepOnce(t testing.TB) {
+	t.Helper()
+	swept.Do(func() { Sweep(t) })
+}
+
+// Sweep tears down what killed test processes left in the directories
+// that [TempDir] made (see the package documentation) and logs what it
+// removed with t.Logf. Directories whose owner still runs, or that have
+// no marker, are left alone. Failures are logged, not reported as test
+// failures: the leftovers are not the test's. [TempDir] and [New] call it
+// once per test process; without root it does nothing.
+func Sweep(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	dirs, err := filepath.Glob(sweepPattern)
+	if err != nil {
+		t.Logf("containerdtest: sweep: %v", err)
+		return
+	}
+	// Directories with runtimes first: a runtime's teardown may need
+	// files in another directory of its test (a network's IPAM store).
+	slices.SortStableFunc(dirs, func(a, b string) int { return -cmp.Compare(hasRuntimes(a), hasRuntimes(b)) })
+	for _, d := range dirs {
+		if err := sweepDir(context.Background(), t.Logf, d); err != nil {
+			t.Logf("containerdtest: sweep %s: %v", d, err)
+		}
+	}
+}
+
+// hasRuntimes returns 1 if dir's marker records runtimes, 0 otherwise.
+func hasRuntimes(dir string) int {
+	if m, err := readMarker(dir); err == nil && len(m.Runtimes) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// sweepDir tears dir down if its marker names a dead owner.
+func sweepDir(ctx context.Context, logf func(string, ...any), dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return nil
+	}
+	m, err := readMarker(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // not ours, or its owner is still writing the marker
+	}
+	if err != nil {
+		return err
+	}
+	if alive, err := m.alive(); alive || err != nil {
+		return err
+	}
+	unlock, err := lockDir(dir, false)
+	if errors.Is(err, unix.EWOULDBLOCK) || errors.Is(err, os.ErrNotExist) {
+		return nil // another test process sweeps it now, or did
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Another sweep may have removed the directory before we locked it.
+	if m, err = readMarker(dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	logf("containerdtest: sweeping %s, left by dead test process %d", dir, m.PID)
+	var errs []error
+	teardown := func() (failed bool) {
+		for _, rec := range slices.Backward(m.Runtimes) {
+			if err := teardownRuntime(ctx, logf, rec); err != nil {
+				logf("containerdtest: tearing down runtime %s: %v", rec.Namespace, err)
+				failed = true
+			}
+		}
+		return failed
+	}
+	failed := teardown()
+	killed, err := killProcessesOf(dir)
+	errs = append(errs, err)
+	for _, p := range killed {
+		logf("containerdtest: killed process %s of %s", p, dir)
+	}
+	// A daemon or shim that hung the teardown is gone now: a daemon
+	// started afresh over the runtime's state cleans up after the dead
+	// shims (runc delete ends their containers), and Destroy can finish.
+	if failed && len(killed) > 0 {
+		failed = teardown()
+		more, err := killProcessesOf(dir)
+		errs = append(errs, err)
+		for _, p := range more {
+			logf("containerdtest: killed process %s of %s", p, dir)
+		}
+	}
+	if failed {
+		errs = append(errs, errors.New("containerdtest: runtime teardown failed (see above)"))
+	}
+	if pts, err := mountsUnder(dir); err == nil && len(pts) > 0 {
+		logf("containerdtest: unmounting %s", strings.Join(pts, " "))
+	}
+	if err := removeDir(dir); err != nil {
+		errs = append(errs, err)
+	} else {
+		logf("containerdtest: removed %s", dir)
+	}
+	// containerd 1.6 keeps runc's state of a namespace in
+	// /run/containerd/runc whatever its state directory is; Destroy
+	// removes it, unless it failed.
+	for _, rec := range m.Runtimes {
+		_ = os.Remove(filepath.Join("/run/containerd/runc", rec.Namespace))
+	}
+	return errors.Join(errs...)
+}
+
+// teardownRuntime removes what a runtime recorded in a marker left, with
+// the runtime's own teardown: a Runtime over its data directory and
+// namespace (adopting its private daemon, or starting one over its
+// state) and Destroy, then its network's Destroy.
+func teardownRuntime(ctx context.Context, logf func(string, ...any), rec runtimeRecord) error {
+	var errs []error
+	var netw *cni.Network
+	if rec.Network != nil {
+		n, err := cni.New(*rec.Network)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			netw = n
+		}
+	}
+	// Destroy removes a private runtime's data directory last: without it
+	// the runtime was destroyed already.
+	if _, err := os.Stat(rec.DataDir); err == nil || rec.Address != "" {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		rt, err := containerd.New(ctx, containerd.Options{DataDir: rec.DataDir, Address: rec.Address, Namespace: rec.Namespace,
+			CgroupParent: rec.CgroupParent, Network: netw, Logger: testLogger()})
+		if err == nil {
+			sbs, _ := rt.ListPodSandboxes(ctx)
+			err = rt.Destroy(ctx)
+			logf("containerdtest: destroyed runtime %s in %s (%d pod sandboxes)", rec.Namespace, rec.DataDir, len(sbs))
+		}
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("runtime %s: %w", rec.Namespace, err))
+		}
+	}
+	if netw != nil {
+		if err := netw.Destroy(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", rec.Network.Name, err))
+		} else {
+			logf("containerdtest: destroyed network %s (bridge %s)", rec.Network.Name, rec.Network.Bridge)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killProcessesOf kills (SIGKILL) the root-owned processes whose command
+// line names dir or a path below it, or whose working directory is in
+// it, and waits for them to end. It returns them as "pid (command)".
+func killProcessesOf(dir string) ([]string, error) {
+	var killed []string
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for pid := range processesOf(dir) {
+		// A pidfd pins the process: once it is open, the check and the
+		// signal concern the same process even if the PID is reused.
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue
+		}
+		cmd, ok := belongsTo(pid, dir)
+		if !ok {
+			unix.Close(fd)
+			continue
+		}
+		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+			unix.Close(fd)
+			continue
+		}
+		fds = append(fds, fd)
+		killed = append(killed, fmt.Sprintf("%d (%s)", pid, cmd))
+	}
+	// A pidfd becomes readable when its process has exited.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, fd := range fds {
+		for {
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(pfd, max(0, int(time.Until(deadline).Milliseconds())))
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if n == 0 && err == nil {
+				return killed, errors.New("containerdtest: killed processes still running after 10s")
+			}
+			break
+		}
+	}
+	return killed, nil
+}
+
+// processesOf returns the processes (but this one and init) that
+// belong to dir (see belongsTo), with their command lines.
+func processesOf(dir string) map[int]string {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	out := map[int]string{}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(filepath.Base(p))
+		if err != nil || pid == os.Getpid() || pid == 1 {
+			continue
+		}
+		if cmd, ok := belongsTo(pid, dir); ok {
+			out[pid] = cmd
+		}
+	}
+	return out
+}
+
+// belongsTo reports whether process pid is root's and names dir in its
+// command line or runs in it, and returns its command line.
+func belongsTo(pid int, dir string) (string, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d", pid), &st); err != nil || st.Uid != 0 {
+		return "", false
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	cmd := strings.Join(args, " ")
+	if slices.ContainsFunc(args, func(a string) bool { return namesPathIn(a, dir) }) {
+		return cmd, true
+	}
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err != nil {
+		return "", false
+	}
+	cwd = strings.TrimSuffix(cwd, " (deleted)")
+	return cmd, cwd == dir || strings.HasPrefix(cwd, dir+"/")
+}
+
+// namesPathIn reports whether a command-line argument names dir or a
+// path below it (also as part of an argument, such as --config=dir/x).
+func namesPathIn(arg, dir string) bool {
+	return strings.Contains(arg, dir+"/") || arg == dir || strings.HasSuffix(arg, "="+dir)
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(dir string) ([]string, error) {
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return nil, fmt.Errorf("containerdtest: %w", err)
+	}
+	var pts []string
+	for _, m := range ms {
+		pts = append(pts, m.Mountpoint)
+	}
+	return pts, nil
+}
+
+// unmountUnder detaches every mount at or below dir, deepest first.
+func unmountUnder(dir string) error {
+	if err := mount.UnmountRecursive(dir, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("containerdtest: unmount %s: %w", dir, err)
+	}
+	return nil
+}
