@@ -40,7 +40,7 @@ func (s *Store) Bind(ctx context.Context, b *corev1.Binding, opts metav1.CreateO
 		return unknownResource(podsResource)
 	}
 	if err := validateBinding(b); err != nil {
-		return k.invalid(b.Name, err)
+		return invalid(k, b.Name, err)
 	}
 	now := metav1.NewTime(s.now().Truncate(1e9))
 	key := objKey(b.Namespace, b.Name)

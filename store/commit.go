@@ -50,7 +50,7 @@ func (v *view) get(k *Kind, key string) runtime.Object {
 	if v.txn == nil {
 		v.txn = v.s.db.Txn(false)
 	}
-	raw, err := v.txn.First(k.table(), "id", key)
+	raw, err := v.txn.First(k.Table(), "id", key)
 	if err != nil || raw == nil {
 		return nil
 	}
@@ -68,7 +68,7 @@ func (v *view) each(k *Kind, fn func(runtime.Object) bool) {
 	if !ok {
 		return
 	}
-	it, err := txn.Get(k.table(), "id")
+	it, err := txn.Get(k.Table(), "id")
 	if err != nil {
 		return
 	}
@@ -179,7 +179,7 @@ func (s *Store) allocate(ops []op, dryRun bool) error {
 		prev, _ := o.prev.(*corev1.Service)
 		svc := o.obj.(*corev1.Service)
 		if errs := s.svcAlloc.assign(o.key, svc, prev); len(errs) > 0 {
-			return o.kind.invalid(svc.Name, errs)
+			return invalid(o.kind, svc.Name, errs)
 		}
 	}
 	if dryRun {
@@ -403,9 +403,9 @@ func (t *applyTxn) current(k *Kind, key string, id []byte) *record {
 	if id != nil {
 		lookup = id
 	}
-	raw, err := t.base.First(k.table(), "id", lookup)
+	raw, err := t.base.First(k.Table(), "id", lookup)
 	if err != nil {
-		panic(fmt.Sprintf("store: memdb lookup %s %s: %v", k.table(), key, err))
+		panic(fmt.Sprintf("store: memdb lookup %s %s: %v", k.Table(), key, err))
 	}
 	r, _ := raw.(*record)
 	return r
@@ -438,7 +438,7 @@ func (s *Store) applyOp(txn *applyTxn, o op) {
 
 // applyRecord writes r (nil for a delete) in place of old.
 func (s *Store) applyRecord(txn *applyTxn, o op, r, old *record) {
-	table := o.kind.table()
+	table := o.kind.Table()
 	txn.written[overlayKey{o.kind, o.key}] = r
 	if o.del {
 		if old == nil {

@@ -17,6 +17,13 @@
 // Invalid, Expired/Gone, Forbidden, BadRequest, ...), the same values the API
 // server sends to kubectl.
 //
+// The interface, the typed helpers and the registry of kinds live in
+// package [github.com/tugboatdev/tugboat/store/storeapi], which this
+// package re-exports under the same names. A component that talks to a
+// store but never opens one (the node agent, the controllers, the API
+// server's client) imports storeapi, so that its binary does not link
+// the store's implementation.
+//
 // # What the store does for every kind
 //
 //   - metadata: UID, creationTimestamp, generateName, generation (bumped

@@ -62,7 +62,7 @@ func openDurableLog(dir string, s *Store) (*durableLog, uint64, error) {
 	_ = os.Remove(filepath.Join(dir, snapshotFile+".tmp"))
 	tables := map[string]*Kind{}
 	for _, k := range s.reg.Kinds() {
-		tables[k.table()] = k
+		tables[k.Table()] = k
 	}
 	txn := s.beginApply()
 	rev, err := loadSnapshot(filepath.Join(dir, snapshotFile), tables, txn, s)
@@ -276,7 +276,7 @@ func appendOps(buf []byte, ops []op) ([]byte, error) {
 			sz = sm.Size()
 		}
 		objSize = append(objSize, sz)
-		n += 1 + 2*binary.MaxVarintLen64 + len(o.kind.table()) + len(o.key) + binary.MaxVarintLen64 + 1 + sz
+		n += 1 + 2*binary.MaxVarintLen64 + len(o.kind.Table()) + len(o.key) + binary.MaxVarintLen64 + 1 + sz
 	}
 	buf = binary.AppendUvarint(slices.Grow(buf, n), uint64(len(ops)))
 	for i, o := range ops {
@@ -285,8 +285,8 @@ func appendOps(buf []byte, ops []op) ([]byte, error) {
 			tag = 2
 		}
 		buf = append(buf, tag)
-		buf = binary.AppendUvarint(buf, uint64(len(o.kind.table())))
-		buf = append(buf, o.kind.table()...)
+		buf = binary.AppendUvarint(buf, uint64(len(o.kind.Table())))
+		buf = append(buf, o.kind.Table()...)
 		buf = binary.AppendUvarint(buf, uint64(len(o.key)))
 		buf = append(buf, o.key...)
 		if !o.del {
@@ -411,7 +411,7 @@ func (l *durableLog) snapshot(s *Store) error {
 		if err != nil {
 			break
 		}
-		it, ierr := txn.Get(k.table(), "id")
+		it, ierr := txn.Get(k.Table(), "id")
 		if ierr != nil {
 			err = ierr
 			break
@@ -430,7 +430,7 @@ func (l *durableLog) snapshot(s *Store) error {
 					if err != nil {
 						return err
 					}
-					if err := b.Put([]byte(k.table()+"\x00"+r.Key), v); err != nil {
+					if err := b.Put([]byte(k.Table()+"\x00"+r.Key), v); err != nil {
 						return err
 					}
 				}

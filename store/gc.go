@@ -77,7 +77,7 @@ func (c *collector) fullPass(ctx context.Context) {
 	var expired []dependent
 	cutoff := c.s.now().Add(-c.s.cfg.EventTTL)
 	for _, k := range c.s.reg.Kinds() {
-		it, err := txn.Get(k.table(), "id")
+		it, err := txn.Get(k.Table(), "id")
 		if err != nil {
 			continue
 		}
@@ -362,7 +362,7 @@ func (c *collector) foreground(ctx context.Context, k *Kind, owner runtime.Objec
 // namespace empties a terminating namespace and finalizes it when empty.
 func (c *collector) namespace(ctx context.Context, name string) {
 	nsKind := c.s.reg.ForResource(schema.GroupResource{Resource: "namespaces"})
-	raw, err := c.s.db.Txn(false).First(nsKind.table(), "id", objKey("", name))
+	raw, err := c.s.db.Txn(false).First(nsKind.Table(), "id", objKey("", name))
 	if err != nil || raw == nil {
 		return
 	}
@@ -378,7 +378,7 @@ func (c *collector) namespace(ctx context.Context, name string) {
 		if !k.Namespaced {
 			continue
 		}
-		it, err := txn.Get(k.table(), "id_prefix", name+"/")
+		it, err := txn.Get(k.Table(), "id_prefix", name+"/")
 		if err != nil {
 			continue
 		}

@@ -130,7 +130,7 @@ func updateIndexRows(txn rowWriter, k *Kind, old, r *record) error {
 	if r != nil {
 		newLabels, newOwners, newNode, newID = r.Labels, r.Owners, r.Node, r.recordID()
 	}
-	tbl := k.indexTable()
+	tbl := k.IndexTable()
 	var boxedID any = newID
 	put := func(key []byte) error { return txn.Insert(tbl, &indexRow{key: key, id: boxedID}) }
 	del := func(key []byte) error {
@@ -197,11 +197,11 @@ func (r *record) recordID() []byte {
 // indexed returns the records of k whose index entry tag has the values
 // vals (a label key and value, an owner UID, a node name), in id order.
 func indexed(txn *memdb.Txn, k *Kind, tag byte, vals ...string) (memdb.ResultIterator, error) {
-	rows, err := txn.Get(k.indexTable(), "id_prefix", rowPrefix(tag, vals...))
+	rows, err := txn.Get(k.IndexTable(), "id_prefix", rowPrefix(tag, vals...))
 	if err != nil {
 		return nil, err
 	}
-	return &recordsOfRows{txn: txn, table: k.table(), rows: rows}, nil
+	return &recordsOfRows{txn: txn, table: k.Table(), rows: rows}, nil
 }
 
 // recordsOfRows turns an iterator over index rows into one over the

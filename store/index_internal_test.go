@@ -13,7 +13,7 @@ import (
 // indexRows returns the keys of the index rows of kind k, and the rows.
 func indexRows(t *testing.T, s *Store, k *Kind) ([]string, []*indexRow) {
 	t.Helper()
-	it, err := s.db.Txn(false).Get(k.indexTable(), "id")
+	it, err := s.db.Txn(false).Get(k.IndexTable(), "id")
 	if err != nil {
 		t.Fatal(err)
 	}

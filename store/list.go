@@ -66,14 +66,14 @@ func ParseFieldSelector(k *Kind, sel string) (fields.Selector, error) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector %q: %v", sel, err))
 	}
 	for _, r := range s.Requirements() {
-		if !k.selectableField(r.Field) {
+		if !selectableField(k, r.Field) {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", r.Field))
 		}
 	}
 	return s, nil
 }
 
-func (k *Kind) selectableField(f string) bool {
+func selectableField(k *Kind, f string) bool {
 	if f == "metadata.name" || f == "metadata.namespace" {
 		return true
 	}
@@ -138,13 +138,13 @@ func (f *filter) matches(obj runtime.Object) bool {
 	if !f.anyLabel && !f.label.Matches(labels.Set(acc.GetLabels())) {
 		return false
 	}
-	if !f.anyField && !f.field.Matches(f.kind.fieldSet(obj, acc)) {
+	if !f.anyField && !f.field.Matches(fieldSet(f.kind, obj, acc)) {
 		return false
 	}
 	return true
 }
 
-func (k *Kind) fieldSet(obj runtime.Object, acc metav1.Object) fields.Set {
+func fieldSet(k *Kind, obj runtime.Object, acc metav1.Object) fields.Set {
 	set := fields.Set{}
 	if k.Fields != nil {
 		set = k.Fields(obj)
@@ -221,14 +221,14 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 	byName := f.name != "" && (namespace != "" || !k.Namespaced)
 	// Unbound pods (spec.nodeName=) have no node index entry: they are
 	// found by the other indexes or a scan.
-	byNode := f.node != nil && *f.node != "" && k.table() == "pods"
+	byNode := f.node != nil && *f.node != "" && k.Table() == "pods"
 	var lr labelReq
 	if !byName && !byNode && len(f.labelReqs) > 0 {
 		lr = narrowest(txn, k, f.labelReqs)
 	}
 	switch {
 	case byName:
-		raw, err := txn.First(k.table(), "id", objKey(namespace, f.name))
+		raw, err := txn.First(k.Table(), "id", objKey(namespace, f.name))
 		if err != nil || raw == nil {
 			return err
 		}
@@ -264,13 +264,13 @@ func (s *Store) scan(txn *memdb.Txn, k *Kind, namespace string, f *filter, after
 		if after > start {
 			start = after
 		}
-		it, err = txn.LowerBound(k.table(), "id", start)
+		it, err = txn.LowerBound(k.Table(), "id", start)
 		if err != nil {
 			return err
 		}
 		return visit(it, namespace+"/")
 	default:
-		it, err = txn.LowerBound(k.table(), "id", after)
+		it, err = txn.LowerBound(k.Table(), "id", after)
 	}
 	if err != nil {
 		return err
@@ -290,7 +290,7 @@ func narrowest(txn *memdb.Txn, k *Kind, reqs []labelReq) labelReq {
 		n := 0
 	count:
 		for _, v := range r.vals {
-			it, err := txn.Get(k.indexTable(), "id_prefix", rowPrefix(idxLabel, r.key, v))
+			it, err := txn.Get(k.IndexTable(), "id_prefix", rowPrefix(idxLabel, r.key, v))
 			if err != nil {
 				return reqs[0]
 			}

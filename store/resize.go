@@ -69,10 +69,10 @@ func (s *Store) admitResize(v *view, ops []op) error {
 		}
 		fld := field.NewPath("spec", "resources", "requests", "storage")
 		if want.Cmp(had) < 0 {
-			return o.kind.invalid(next.Name, field.ErrorList{field.Forbidden(fld, "field can not be less than previous value")})
+			return invalid(o.kind, next.Name, field.ErrorList{field.Forbidden(fld, "field can not be less than previous value")})
 		}
 		if old.Spec.VolumeName == "" {
-			return o.kind.invalid(next.Name, field.ErrorList{field.Forbidden(field.NewPath("spec"), "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims")})
+			return invalid(o.kind, next.Name, field.ErrorList{field.Forbidden(field.NewPath("spec"), "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims")})
 		}
 		if !s.allowsExpansion(v, next) {
 			return apierrors.NewForbidden(pvcResource, next.Name, errors.New("only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"))

@@ -104,7 +104,7 @@ func (s *Store) byUID(uid types.UID) (*Kind, runtime.Object) {
 	if !ok {
 		return nil, nil
 	}
-	raw, err := s.db.Txn(false).First(ref.kind.table(), "id", ref.key)
+	raw, err := s.db.Txn(false).First(ref.kind.Table(), "id", ref.key)
 	if err != nil || raw == nil {
 		return nil, nil
 	}
@@ -149,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.ServiceCIDR = defaultServiceCIDR
 	}
 	if cfg.NodePortRange == (PortRange{}) {
-		cfg.NodePortRange = defaultNodePortRange
+		cfg.NodePortRange = DefaultNodePortRange()
 	}
 	if cfg.WatchWindow <= 0 {
 		cfg.WatchWindow = 50_000
@@ -234,7 +234,7 @@ func (s *Store) loadAllocations() {
 	if s.svcKind == nil {
 		return
 	}
-	it, err := s.db.Txn(false).Get(s.svcKind.table(), "id")
+	it, err := s.db.Txn(false).Get(s.svcKind.Table(), "id")
 	if err != nil {
 		return
 	}
@@ -301,10 +301,10 @@ const (
 func schemaFor(reg *Registry) *memdb.DBSchema {
 	sc := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, k := range reg.Kinds() {
-		sc.Tables[k.table()] = &memdb.TableSchema{Name: k.table(), Indexes: map[string]*memdb.IndexSchema{
+		sc.Tables[k.Table()] = &memdb.TableSchema{Name: k.Table(), Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &recordKeyIndex{}},
 		}}
-		sc.Tables[k.indexTable()] = &memdb.TableSchema{Name: k.indexTable(), Indexes: map[string]*memdb.IndexSchema{
+		sc.Tables[k.IndexTable()] = &memdb.TableSchema{Name: k.IndexTable(), Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &rowIndex{}},
 		}}
 	}
@@ -361,7 +361,7 @@ func (s *Store) Get(ctx context.Context, res schema.GroupResource, namespace, na
 	if err := s.checkNamespaceArg(k, namespace); err != nil {
 		return nil, err
 	}
-	raw, err := s.db.Txn(false).First(k.table(), "id", objKey(namespace, name))
+	raw, err := s.db.Txn(false).First(k.Table(), "id", objKey(namespace, name))
 	if err != nil {
 		return nil, fmt.Errorf("store: get %s: %w", res, err)
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -58,7 +56,7 @@ func (s *Store) kindForObject(obj runtime.Object) (*Kind, metav1.Object, error) 
 	return k, acc, nil
 }
 
-func (k *Kind) invalid(name string, errs field.ErrorList) error {
+func invalid(k *Kind, name string, errs field.ErrorList) error {
 	return apierrors.NewInvalid(k.GVK.GroupKind(), name, errs)
 }
 
@@ -74,7 +72,7 @@ func (s *Store) validate(k *Kind, obj runtime.Object, acc metav1.Object) error {
 		errs = append(errs, k.Validate(obj, &s.cfg)...)
 	}
 	if len(errs) > 0 {
-		return k.invalid(acc.GetName(), errs)
+		return invalid(k, acc.GetName(), errs)
 	}
 	return nil
 }
@@ -125,10 +123,10 @@ func (s *Store) create(ctx context.Context, obj runtime.Object, opts metav1.Crea
 	acc.SetUID(types.UID(uuid.NewString()))
 	acc.SetCreationTimestamp(metav1.NewTime(s.now().Truncate(time.Second)))
 	acc.SetGeneration(0)
-	if k.hasSpec {
+	if k.HasSpec() {
 		acc.SetGeneration(1)
 	}
-	if k.hasStatus && !k.KeepStatusOnCreate {
+	if k.HasStatus() && !k.KeepStatusOnCreate {
 		setField(obj, "Status", reflect.Zero(fieldType(obj, "Status")))
 	}
 	if k.Default != nil {
@@ -295,7 +293,7 @@ func (s *Store) update(ctx context.Context, obj runtime.Object, dryRun, status b
 	if err != nil {
 		return nil, err
 	}
-	if status && !k.hasStatus {
+	if status && !k.HasStatus() {
 		return nil, apierrors.NewMethodNotSupported(k.GroupResource(), "update status")
 	}
 	ns, name, wantRV := in.GetNamespace(), in.GetName(), in.GetResourceVersion()
@@ -303,7 +301,7 @@ func (s *Store) update(ctx context.Context, obj runtime.Object, dryRun, status b
 		ns = ""
 	}
 	if name == "" {
-		return nil, k.invalid("", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name is required")})
+		return nil, invalid(k, "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name is required")})
 	}
 	return s.updateWith(ctx, k, ns, name, dryRun, status, func(old runtime.Object) (runtime.Object, error) {
 		if oldAcc, _ := meta.Accessor(old); wantRV != "" && wantRV != oldAcc.GetResourceVersion() {
@@ -338,7 +336,7 @@ func (s *Store) updateWith(ctx context.Context, k *Kind, ns, name string, dryRun
 			next = obj.DeepCopyObject()
 			acc, _ := meta.Accessor(next)
 			if uid := acc.GetUID(); uid != "" && uid != oldAcc.GetUID() {
-				return nil, k.invalid(name, field.ErrorList{field.Invalid(field.NewPath("metadata", "uid"), uid, "field is immutable")})
+				return nil, invalid(k, name, field.ErrorList{field.Invalid(field.NewPath("metadata", "uid"), uid, "field is immutable")})
 			}
 			acc.SetNamespace(oldAcc.GetNamespace())
 			acc.SetUID(oldAcc.GetUID())
@@ -348,14 +346,14 @@ func (s *Store) updateWith(ctx context.Context, k *Kind, ns, name string, dryRun
 			if acc.GetGenerateName() == "" {
 				acc.SetGenerateName(oldAcc.GetGenerateName())
 			}
-			if k.hasStatus {
+			if k.HasStatus() {
 				setField(next, "Status", reflect.ValueOf(old).Elem().FieldByName("Status"))
 			}
 			if k.Default != nil {
 				k.Default(next)
 			}
 			acc.SetGeneration(oldAcc.GetGeneration())
-			if k.hasSpec && !sameObject(fieldAddr(old, "Spec"), fieldAddr(next, "Spec")) {
+			if k.HasSpec() && !sameObject(fieldAddr(old, "Spec"), fieldAddr(next, "Spec")) {
 				acc.SetGeneration(oldAcc.GetGeneration() + 1)
 			}
 			if err := s.validate(k, next, acc); err != nil {
@@ -363,12 +361,12 @@ func (s *Store) updateWith(ctx context.Context, k *Kind, ns, name string, dryRun
 			}
 			if k.ValidateUpdate != nil {
 				if errs := k.ValidateUpdate(next, old); len(errs) > 0 {
-					return nil, k.invalid(name, errs)
+					return nil, invalid(k, name, errs)
 				}
 			}
 			if oldAcc.GetDeletionTimestamp() != nil {
 				if errs := apivalidation.ValidateNoNewFinalizers(acc.GetFinalizers(), oldAcc.GetFinalizers(), field.NewPath("metadata", "finalizers")); len(errs) > 0 {
-					return nil, k.invalid(name, errs)
+					return nil, invalid(k, name, errs)
 				}
 			}
 		}
@@ -436,7 +434,7 @@ func (s *Store) Patch(ctx context.Context, res schema.GroupResource, namespace, 
 	if err := s.checkNamespaceArg(k, namespace); err != nil {
 		return nil, err
 	}
-	if status && !k.hasStatus {
+	if status && !k.HasStatus() {
 		return nil, apierrors.NewMethodNotSupported(k.GroupResource(), "patch status")
 	}
 	patched := func(cur runtime.Object) (runtime.Object, error) {
@@ -526,12 +524,12 @@ func (s *Store) Delete(ctx context.Context, res schema.GroupResource, namespace,
 		switch policy {
 		case metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan:
 		default:
-			return nil, k.invalid(name, field.ErrorList{field.NotSupported(field.NewPath("propagationPolicy"), policy,
+			return nil, invalid(k, name, field.ErrorList{field.NotSupported(field.NewPath("propagationPolicy"), policy,
 				[]string{string(metav1.DeletePropagationForeground), string(metav1.DeletePropagationBackground), string(metav1.DeletePropagationOrphan)})})
 		}
 	}
 	if opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds < 0 {
-		return nil, k.invalid(name, field.ErrorList{field.Invalid(field.NewPath("gracePeriodSeconds"), *opts.GracePeriodSeconds, "must be >= 0")})
+		return nil, invalid(k, name, field.ErrorList{field.Invalid(field.NewPath("gracePeriodSeconds"), *opts.GracePeriodSeconds, "must be >= 0")})
 	}
 	key := objKey(namespace, name)
 	var result runtime.Object
@@ -650,39 +648,6 @@ func fieldAddr(obj runtime.Object, name string) any {
 }
 
 type marshaler interface{ Marshal() ([]byte, error) }
-
-// sameObject reports whether a and b are equal. The upstream types encode
-// deterministically to protobuf (map keys sorted, quantities canonical,
-// nil and empty collections alike), which is several times cheaper than a
-// reflective deep comparison; other types are compared semantically.
-func sameObject(a, b any) bool {
-	if sa, ok := a.(sizedMarshaler); ok {
-		if sb, ok := b.(sizedMarshaler); ok {
-			// Different sizes differ; equal sizes are encoded into the two
-			// halves of one buffer.
-			na, nb := sa.Size(), sb.Size()
-			if na != nb {
-				return false
-			}
-			buf := make([]byte, na+nb)
-			_, errA := sa.MarshalToSizedBuffer(buf[:na])
-			_, errB := sb.MarshalToSizedBuffer(buf[na:])
-			if errA == nil && errB == nil {
-				return bytes.Equal(buf[:na], buf[na:])
-			}
-		}
-	}
-	if ma, ok := a.(marshaler); ok {
-		if mb, ok := b.(marshaler); ok {
-			ba, errA := ma.Marshal()
-			bb, errB := mb.Marshal()
-			if errA == nil && errB == nil {
-				return bytes.Equal(ba, bb)
-			}
-		}
-	}
-	return equality.Semantic.DeepEqual(a, b)
-}
 
 func setField(obj runtime.Object, name string, v reflect.Value) {
 	reflect.ValueOf(obj).Elem().FieldByName(name).Set(v)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
 	"github.com/tugboatdev/tugboat/runtime"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Labels the agent puts on sandboxes and containers so that a restarted
@@ -40,7 +40,7 @@ type Config struct {
 	NodeName string
 	// Store is where state lives (the embedded store or the API server's
 	// client).
-	Store store.Interface
+	Store storeapi.Interface
 	// Runtime runs the containers.
 	Runtime runtime.Runtime
 	// RootDir holds pod volumes and container logs (default
@@ -129,7 +129,7 @@ const DefaultVersion = "v1.32.0-tugboat"
 // Agent is the node agent. Create it with [New] and call [Agent.Run].
 type Agent struct {
 	cfg Config
-	s   store.Interface
+	s   storeapi.Interface
 	rt  runtime.Runtime
 	clk clock.Clock
 	log *slog.Logger
@@ -278,7 +278,7 @@ func (a *Agent) podsLoop(ctx context.Context, synced chan struct{}) error {
 	opts := metav1.ListOptions{FieldSelector: "spec.nodeName=" + a.cfg.NodeName}
 	once := sync.Once{}
 	for ctx.Err() == nil {
-		pods, rv, err := store.ListOf[*corev1.Pod](ctx, a.s, "", opts)
+		pods, rv, err := storeapi.ListOf[*corev1.Pod](ctx, a.s, "", opts)
 		if err != nil {
 			a.log.Warn("listing pods", "err", err)
 			if !sleepCtx(ctx, a.clk, time.Second) {
@@ -305,7 +305,7 @@ func (a *Agent) podsLoop(ctx context.Context, synced chan struct{}) error {
 		wo := opts
 		wo.ResourceVersion = rv
 		wo.AllowWatchBookmarks = true
-		w, err := store.WatchOf[*corev1.Pod](ctx, a.s, "", wo)
+		w, err := storeapi.WatchOf[*corev1.Pod](ctx, a.s, "", wo)
 		if err != nil {
 			a.log.Warn("watching pods", "err", err)
 			continue

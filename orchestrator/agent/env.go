@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/tugboatdev/tugboat/runtime"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Expand replaces $(VAR) references in s with mapping's values, as
@@ -78,7 +78,7 @@ func (w *podWorker) buildEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		var data map[string]string
 		switch {
 		case ef.ConfigMapRef != nil:
-			cm, err := store.Get[*corev1.ConfigMap](ctx, w.a.s, pod.Namespace, ef.ConfigMapRef.Name)
+			cm, err := storeapi.Get[*corev1.ConfigMap](ctx, w.a.s, pod.Namespace, ef.ConfigMapRef.Name)
 			if err != nil {
 				if apierrors.IsNotFound(err) && ef.ConfigMapRef.Optional != nil && *ef.ConfigMapRef.Optional {
 					continue
@@ -87,7 +87,7 @@ func (w *podWorker) buildEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 			}
 			data = cm.Data
 		case ef.SecretRef != nil:
-			sec, err := store.Get[*corev1.Secret](ctx, w.a.s, pod.Namespace, ef.SecretRef.Name)
+			sec, err := storeapi.Get[*corev1.Secret](ctx, w.a.s, pod.Namespace, ef.SecretRef.Name)
 			if err != nil {
 				if apierrors.IsNotFound(err) && ef.SecretRef.Optional != nil && *ef.SecretRef.Optional {
 					continue
@@ -179,7 +179,7 @@ func (w *podWorker) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1
 	case vf.ConfigMapKeyRef != nil:
 		r := vf.ConfigMapKeyRef
 		opt := r.Optional != nil && *r.Optional
-		cm, err := store.Get[*corev1.ConfigMap](ctx, w.a.s, pod.Namespace, r.Name)
+		cm, err := storeapi.Get[*corev1.ConfigMap](ctx, w.a.s, pod.Namespace, r.Name)
 		if err != nil {
 			if apierrors.IsNotFound(err) && opt {
 				return "", true, nil
@@ -200,7 +200,7 @@ func (w *podWorker) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1
 	case vf.SecretKeyRef != nil:
 		r := vf.SecretKeyRef
 		opt := r.Optional != nil && *r.Optional
-		sec, err := store.Get[*corev1.Secret](ctx, w.a.s, pod.Namespace, r.Name)
+		sec, err := storeapi.Get[*corev1.Secret](ctx, w.a.s, pod.Namespace, r.Name)
 		if err != nil {
 			if apierrors.IsNotFound(err) && opt {
 				return "", true, nil
@@ -344,13 +344,13 @@ func (w *podWorker) serviceEnv(ctx context.Context, namespace string, links bool
 	out := map[string]string{}
 	var svcs []*corev1.Service
 	if links {
-		l, _, err := store.ListOf[*corev1.Service](ctx, w.a.s, namespace, metav1.ListOptions{})
+		l, _, err := storeapi.ListOf[*corev1.Service](ctx, w.a.s, namespace, metav1.ListOptions{})
 		if err == nil {
 			svcs = append(svcs, l...)
 		}
 	}
 	if namespace != metav1.NamespaceDefault || !links {
-		if k, err := store.Get[*corev1.Service](ctx, w.a.s, metav1.NamespaceDefault, "kubernetes"); err == nil {
+		if k, err := storeapi.Get[*corev1.Service](ctx, w.a.s, metav1.NamespaceDefault, "kubernetes"); err == nil {
 			svcs = append(svcs, k)
 		}
 	}

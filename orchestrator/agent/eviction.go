@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/tugboatdev/tugboat/runtime"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Eviction signals, as the kubelet's evictionHard names them.
@@ -329,7 +329,7 @@ func (a *Agent) evictRanked(ctx context.Context, resourceName string, measure fu
 		if p.Spec.Priority != nil {
 			prio = *p.Spec.Priority
 		}
-		cs = append(cs, cand{w, exceeds, prio, usage, rank[store.QOSClass(&p.Spec)]})
+		cs = append(cs, cand{w, exceeds, prio, usage, rank[storeapi.QOSClass(&p.Spec)]})
 	}
 	if len(cs) == 0 {
 		return
@@ -416,14 +416,14 @@ func (a *Agent) syncPressureTaints(ctx context.Context, n *corev1.Node) (*corev1
 		if !changed {
 			return n, nil
 		}
-		out, err := store.Update(ctx, a.s, upd)
+		out, err := storeapi.Update(ctx, a.s, upd)
 		if err == nil {
 			return out, nil
 		}
 		if !apierrors.IsConflict(err) {
 			return n, err
 		}
-		if n, err = store.Get[*corev1.Node](ctx, a.s, "", a.cfg.NodeName); err != nil {
+		if n, err = storeapi.Get[*corev1.Node](ctx, a.s, "", a.cfg.NodeName); err != nil {
 			return n, err
 		}
 	}
@@ -448,7 +448,7 @@ func (a *Agent) admissionRejection(pod *corev1.Pod, static bool) string {
 		return ""
 	}
 	var conds []string
-	if pr.memory && store.QOSClass(&pod.Spec) == corev1.PodQOSBestEffort && !tolerates(pod, corev1.TaintNodeMemoryPressure) {
+	if pr.memory && storeapi.QOSClass(&pod.Spec) == corev1.PodQOSBestEffort && !tolerates(pod, corev1.TaintNodeMemoryPressure) {
 		conds = append(conds, string(corev1.NodeMemoryPressure))
 	}
 	if pr.disk {

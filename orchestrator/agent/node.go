@@ -21,7 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Measurements are the machine figures behind the node's capacity and its
@@ -312,12 +312,12 @@ func (a *Agent) tryRegister(ctx context.Context) error {
 		return err
 	}
 	want := a.nodeTemplate(m)
-	created, err := store.Create(ctx, a.s, want.DeepCopy())
+	created, err := storeapi.Create(ctx, a.s, want.DeepCopy())
 	if err == nil {
 		// Create keeps only what the store accepts at create time: write
 		// the status explicitly.
 		created.Status = want.Status
-		created, err = store.UpdateStatus(ctx, a.s, created)
+		created, err = storeapi.UpdateStatus(ctx, a.s, created)
 		if err != nil {
 			return err
 		}
@@ -328,7 +328,7 @@ func (a *Agent) tryRegister(ctx context.Context) error {
 	if !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	cur, err := store.Get[*corev1.Node](ctx, a.s, "", a.cfg.NodeName)
+	cur, err := storeapi.Get[*corev1.Node](ctx, a.s, "", a.cfg.NodeName)
 	if err != nil {
 		return err
 	}
@@ -348,12 +348,12 @@ func (a *Agent) tryRegister(ctx context.Context) error {
 		upd.Spec.PodCIDR, upd.Spec.PodCIDRs = want.Spec.PodCIDR, want.Spec.PodCIDRs
 	}
 	if !equality.Semantic.DeepEqual(upd.ObjectMeta, cur.ObjectMeta) || !equality.Semantic.DeepEqual(upd.Spec, cur.Spec) {
-		if upd, err = store.Update(ctx, a.s, upd); err != nil {
+		if upd, err = storeapi.Update(ctx, a.s, upd); err != nil {
 			return err
 		}
 	}
 	a.fillStatus(ctx, upd, m, cur)
-	upd, err = store.UpdateStatus(ctx, a.s, upd)
+	upd, err = storeapi.UpdateStatus(ctx, a.s, upd)
 	if err != nil {
 		return err
 	}
@@ -397,7 +397,7 @@ func (a *Agent) statusLoop(ctx context.Context) error {
 			a.log.Warn("measuring node", "err", err)
 			continue
 		}
-		cur, err := store.Get[*corev1.Node](ctx, a.s, "", a.cfg.NodeName)
+		cur, err := storeapi.Get[*corev1.Node](ctx, a.s, "", a.cfg.NodeName)
 		if apierrors.IsNotFound(err) {
 			// Deleted from the API: register again.
 			if err := a.tryRegister(ctx); err != nil {
@@ -413,7 +413,7 @@ func (a *Agent) statusLoop(ctx context.Context) error {
 		upd := cur.DeepCopy()
 		a.fillStatus(ctx, upd, m, cur)
 		if nodeStatusChanged(cur, upd) || a.clk.Since(last) >= time.Minute-a.cfg.StatusInterval/2 {
-			if upd, err = store.UpdateStatus(ctx, a.s, upd); err != nil {
+			if upd, err = storeapi.UpdateStatus(ctx, a.s, upd); err != nil {
 				a.log.Warn("writing node status", "err", err)
 				continue
 			}
@@ -471,7 +471,7 @@ func (a *Agent) renewLease(ctx context.Context) error {
 	if dur < 1 {
 		dur = 1
 	}
-	l, err := store.Get[*coordinationv1.Lease](ctx, a.s, corev1.NamespaceNodeLease, a.cfg.NodeName)
+	l, err := storeapi.Get[*coordinationv1.Lease](ctx, a.s, corev1.NamespaceNodeLease, a.cfg.NodeName)
 	if apierrors.IsNotFound(err) {
 		holder := a.cfg.NodeName
 		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Namespace: corev1.NamespaceNodeLease},
@@ -479,7 +479,7 @@ func (a *Agent) renewLease(ctx context.Context) error {
 		if n := a.Node(); n != nil {
 			l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID}}
 		}
-		_, err = store.Create(ctx, a.s, l)
+		_, err = storeapi.Create(ctx, a.s, l)
 		return err
 	}
 	if err != nil {
@@ -487,7 +487,7 @@ func (a *Agent) renewLease(ctx context.Context) error {
 	}
 	l.Spec.RenewTime = &now
 	l.Spec.LeaseDurationSeconds = &dur
-	_, err = store.Update(ctx, a.s, l)
+	_, err = storeapi.Update(ctx, a.s, l)
 	return err
 }
 
@@ -517,7 +517,7 @@ func (a *Agent) evictForMemory(ctx context.Context) {
 				mem += c.MemoryWorkingSetBytes
 			}
 		}
-		cs = append(cs, cand{w, rank[store.QOSClass(&p.Spec)], mem})
+		cs = append(cs, cand{w, rank[storeapi.QOSClass(&p.Spec)], mem})
 	}
 	if len(cs) == 0 {
 		return

@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tugboatdev/tugboat/runtime"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // dockerAuth is one registry entry of a docker config file.
@@ -85,7 +85,7 @@ func imageRegistry(image string) string {
 func (w *podWorker) pullAuth(ctx context.Context, pod *corev1.Pod, image string) *runtime.AuthConfig {
 	host := imageRegistry(image)
 	for _, ref := range pod.Spec.ImagePullSecrets {
-		sec, err := store.Get[*corev1.Secret](ctx, w.a.s, pod.Namespace, ref.Name)
+		sec, err := storeapi.Get[*corev1.Secret](ctx, w.a.s, pod.Namespace, ref.Name)
 		if err != nil {
 			continue
 		}

@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Annotations of static and mirror pods, as upstream.
@@ -41,8 +41,8 @@ func isMirrorPod(p *corev1.Pod) bool {
 // ParseStaticPod decodes a static pod manifest (YAML or JSON, strict) for
 // node and gives it the name "<name>-<node>", a UID derived from the
 // manifest, the node's name and the config annotations.
-func ParseStaticPod(reg *store.Registry, data []byte, node, source string) (*corev1.Pod, error) {
-	obj, err := store.Decode(reg, data)
+func ParseStaticPod(reg *storeapi.Registry, data []byte, node, source string) (*corev1.Pod, error) {
+	obj, err := storeapi.Decode(reg, data)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func ParseStaticPod(reg *store.Registry, data []byte, node, source string) (*cor
 	}
 	pod.Annotations[AnnotationConfigSource] = "file"
 	pod.Annotations[AnnotationConfigHash] = hash
-	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: store.QOSClass(&pod.Spec)}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: storeapi.QOSClass(&pod.Spec)}
 	return pod, nil
 }
 
@@ -171,7 +171,7 @@ func (a *Agent) staticLoop(ctx context.Context) error {
 // missing (or belongs to another version of the manifest).
 func (a *Agent) ensureMirror(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	hash := pod.Annotations[AnnotationConfigHash]
-	cur, err := store.Get[*corev1.Pod](ctx, a.s, pod.Namespace, pod.Name)
+	cur, err := storeapi.Get[*corev1.Pod](ctx, a.s, pod.Namespace, pod.Name)
 	switch {
 	case err == nil && cur.Annotations[AnnotationConfigMirror] == hash && cur.DeletionTimestamp == nil:
 		w.mu.Lock()
@@ -187,7 +187,7 @@ func (a *Agent) ensureMirror(ctx context.Context, w *podWorker, pod *corev1.Pod)
 		// A stale mirror (old manifest) or one being deleted: replace it.
 		zero := int64(0)
 		uid := cur.UID
-		_ = store.Delete[*corev1.Pod](ctx, a.s, pod.Namespace, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
+		_ = storeapi.Delete[*corev1.Pod](ctx, a.s, pod.Namespace, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
 		return
 	case !apierrors.IsNotFound(err):
 		return
@@ -200,7 +200,7 @@ func (a *Agent) ensureMirror(ctx context.Context, w *podWorker, pod *corev1.Pod)
 		t := true
 		m.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID, Controller: &t}}
 	}
-	if _, err := store.Create(ctx, a.s, m); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := storeapi.Create(ctx, a.s, m); err != nil && !apierrors.IsAlreadyExists(err) {
 		a.log.Warn("creating mirror pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		return
 	}
@@ -221,7 +221,7 @@ func (w *podWorker) deleteMirror(ctx context.Context) {
 		return
 	}
 	zero := int64(0)
-	if err := store.Delete[*corev1.Pod](ctx, w.a.s, ns, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
+	if err := storeapi.Delete[*corev1.Pod](ctx, w.a.s, ns, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
 		w.a.log.Warn("deleting mirror pod", "pod", mirror, "err", err)
 	}
 }

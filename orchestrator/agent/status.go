@@ -15,7 +15,7 @@ import (
 
 	"github.com/tugboatdev/tugboat/orchestrator/podstatus"
 	"github.com/tugboatdev/tugboat/runtime"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 const podReadyToStartContainers corev1.PodConditionType = "PodReadyToStartContainers"
@@ -36,7 +36,7 @@ func (w *podWorker) computeStatus(ctx context.Context, pod *corev1.Pod, pc podCo
 	if w.lastStatus != nil {
 		prev = w.lastStatus
 	}
-	st := &corev1.PodStatus{Phase: corev1.PodPending, QOSClass: store.QOSClass(&pod.Spec), HostIP: w.a.nodeIP,
+	st := &corev1.PodStatus{Phase: corev1.PodPending, QOSClass: storeapi.QOSClass(&pod.Spec), HostIP: w.a.nodeIP,
 		HostIPs: []corev1.HostIP{{IP: w.a.nodeIP}}, StartTime: prev.StartTime}
 	if st.StartTime == nil {
 		st.StartTime = &now

@@ -17,7 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/tugboatdev/tugboat/runtime"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // volume is a pod volume prepared on the node.
@@ -185,14 +185,14 @@ func checkHostPath(h *corev1.HostPathVolumeSource) error {
 // claimPath resolves a PersistentVolumeClaim to the host path of its bound
 // hostPath or local PersistentVolume.
 func (w *podWorker) claimPath(ctx context.Context, ns, claim string) (string, error) {
-	pvc, err := store.Get[*corev1.PersistentVolumeClaim](ctx, w.a.s, ns, claim)
+	pvc, err := storeapi.Get[*corev1.PersistentVolumeClaim](ctx, w.a.s, ns, claim)
 	if err != nil {
 		return "", wrapMissing("persistentvolumeclaim", claim, err)
 	}
 	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
 		return "", fmt.Errorf("persistentvolumeclaim %q is not bound", claim)
 	}
-	pv, err := store.Get[*corev1.PersistentVolume](ctx, w.a.s, "", pvc.Spec.VolumeName)
+	pv, err := storeapi.Get[*corev1.PersistentVolume](ctx, w.a.s, "", pvc.Spec.VolumeName)
 	if err != nil {
 		return "", wrapMissing("persistentvolume", pvc.Spec.VolumeName, err)
 	}
@@ -273,7 +273,7 @@ func modeOr(m *int32, def int32) os.FileMode {
 }
 
 func (w *podWorker) configMapFiles(ctx context.Context, pod *corev1.Pod, files map[string]fileContent, name string, items []corev1.KeyToPath, optional *bool, mode os.FileMode) error {
-	cm, err := store.Get[*corev1.ConfigMap](ctx, w.a.s, pod.Namespace, name)
+	cm, err := storeapi.Get[*corev1.ConfigMap](ctx, w.a.s, pod.Namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) && optional != nil && *optional {
 			return nil
@@ -291,7 +291,7 @@ func (w *podWorker) configMapFiles(ctx context.Context, pod *corev1.Pod, files m
 }
 
 func (w *podWorker) secretFiles(ctx context.Context, pod *corev1.Pod, files map[string]fileContent, name string, items []corev1.KeyToPath, optional *bool, mode os.FileMode) error {
-	sec, err := store.Get[*corev1.Secret](ctx, w.a.s, pod.Namespace, name)
+	sec, err := storeapi.Get[*corev1.Secret](ctx, w.a.s, pod.Namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) && optional != nil && *optional {
 			return nil

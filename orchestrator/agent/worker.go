@@ -19,7 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tugboatdev/tugboat/runtime"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Back-off figures of the kubelet: container restarts and image pulls wait
@@ -358,7 +358,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 			// message; no container ever ran.
 			w.event(pod, corev1.EventTypeWarning, "Evicted", "%s", msg)
 			w.writeStatus(ctx, pod, &corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: msg,
-				QOSClass: store.QOSClass(&pod.Spec), Conditions: pod.Status.Conditions})
+				QOSClass: storeapi.QOSClass(&pod.Spec), Conditions: pod.Status.Conditions})
 			w.terminated = true
 			return 0, false
 		}
@@ -569,7 +569,7 @@ func (w *podWorker) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtime.PodS
 	cfg.DNS = w.dnsConfig(pod)
 	cfg.ShareProcessNamespace = pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace
 	cfg.HostPID, cfg.HostIPC = pod.Spec.HostPID, pod.Spec.HostIPC
-	cfg.QOSClass = runtime.QOSClass(store.QOSClass(&pod.Spec))
+	cfg.QOSClass = runtime.QOSClass(storeapi.QOSClass(&pod.Spec))
 	cfg.Resources = podResources(pod)
 	return cfg
 }
@@ -1217,7 +1217,7 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod, gone bool) t
 	if !gone && !w.static {
 		zero := int64(0)
 		uid := w.uid
-		err := store.Delete[*corev1.Pod](ctx, w.a.s, pod.Namespace, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
+		err := storeapi.Delete[*corev1.Pod](ctx, w.a.s, pod.Namespace, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			w.a.log.Warn("deleting pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		}
@@ -1277,7 +1277,7 @@ func (w *podWorker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1
 		}
 	}
 	for attempt := 0; attempt < 5; attempt++ {
-		cur, err := store.Get[*corev1.Pod](ctx, w.a.s, ns, name)
+		cur, err := storeapi.Get[*corev1.Pod](ctx, w.a.s, ns, name)
 		if err != nil {
 			return
 		}
@@ -1296,7 +1296,7 @@ func (w *podWorker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1
 			}
 		}
 		cur.Status = *st.DeepCopy()
-		if _, err = store.UpdateStatus(ctx, w.a.s, cur); err == nil {
+		if _, err = storeapi.UpdateStatus(ctx, w.a.s, cur); err == nil {
 			w.lastStatus = st
 			return
 		}

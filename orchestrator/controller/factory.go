@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/tugboatdev/tugboat/store"
+	store "github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Factory shares one [Informer] per resource between controllers.

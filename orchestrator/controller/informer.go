@@ -6,8 +6,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/tugboatdev/tugboat/store"
 	"github.com/tugboatdev/tugboat/store/informer"
+	store "github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // The controllers' caches are the shared list-watch cache of

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
-	"github.com/tugboatdev/tugboat/store"
+	store "github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // LeaderElector elects one leader among control planes through a

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/clock"
 
-	"github.com/tugboatdev/tugboat/store"
+	store "github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Recorder writes core/v1 Events about objects, as `kubectl describe` and

@@ -22,13 +22,13 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Config is what every reconciler of this package is built from.
 type Config struct {
 	// Store is the state interface all reads and writes go through.
-	Store store.Interface
+	Store storeapi.Interface
 	// Informers shares informer caches between controllers; nil makes a
 	// private factory (which the controller then starts itself).
 	Informers *controller.Factory
@@ -44,7 +44,7 @@ type Config struct {
 	ServiceCIDRs []netip.Prefix
 	// NodePortRange is the store's NodePort range; [ServiceRepair] reports
 	// Services outside it. Zero turns that check off.
-	NodePortRange store.PortRange
+	NodePortRange storeapi.PortRange
 	// ServiceRepairInterval is how often [ServiceRepair] checks (default
 	// [DefaultServiceRepairInterval]).
 	ServiceRepairInterval time.Duration
@@ -102,8 +102,8 @@ func enqueueHandler(c *controller.Controller, onDelete func(runtime.Object)) con
 // deletion. A failed delete will never be observed, so it is marked
 // observed at once; a pod already gone or replaced is no error. deleted
 // reports whether this call deleted it.
-func deletePodByUID(ctx context.Context, s store.Interface, exp *controller.Expectations, key string, p *corev1.Pod) (deleted bool, err error) {
-	err = store.Delete[*corev1.Pod](ctx, s, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+func deletePodByUID(ctx context.Context, s storeapi.Interface, exp *controller.Expectations, key string, p *corev1.Pod) (deleted bool, err error) {
+	err = storeapi.Delete[*corev1.Pod](ctx, s, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 	if err == nil {
 		return true, nil
 	}
@@ -181,10 +181,10 @@ func newControllerRef(owner metav1.Object, gvk schema.GroupVersionKind) metav1.O
 // owned ones that no longer match, patching their ownerReferences, and
 // returns the ones owner now controls. Objects owned by another controller
 // are left alone. A deleting owner adopts nothing.
-func claim[T runtime.Object](ctx context.Context, s store.Interface, owner metav1.Object, gvk schema.GroupVersionKind,
+func claim[T runtime.Object](ctx context.Context, s storeapi.Interface, owner metav1.Object, gvk schema.GroupVersionKind,
 	sel labels.Selector, candidates []T) ([]T, error) {
 	var out []T
-	k, err := store.ResourceOf[T](s)
+	k, err := storeapi.ResourceOf[T](s)
 	if err != nil {
 		return nil, err
 	}
@@ -313,22 +313,22 @@ func podFromTemplate(t *corev1.PodTemplateSpec, namespace, generateName string, 
 // different parts of one object (the Deployment controller the spec of a
 // ReplicaSet, the ReplicaSet controller its status) thus do not back each
 // other off.
-func writeRetry[T runtime.Object](ctx context.Context, s store.Interface, cur T, status bool, mutate func(T)) (T, error) {
+func writeRetry[T runtime.Object](ctx context.Context, s storeapi.Interface, cur T, status bool, mutate func(T)) (T, error) {
 	for attempt := 0; ; attempt++ {
 		up := cur.DeepCopyObject().(T)
 		mutate(up)
 		var got T
 		var err error
 		if status {
-			got, err = store.UpdateStatus(ctx, s, up)
+			got, err = storeapi.UpdateStatus(ctx, s, up)
 		} else {
-			got, err = store.Update(ctx, s, up)
+			got, err = storeapi.Update(ctx, s, up)
 		}
 		if err == nil || !apierrors.IsConflict(err) || attempt >= 4 {
 			return got, err
 		}
 		oldAcc, _ := meta.Accessor(cur)
-		fresh, gerr := store.Get[T](ctx, s, oldAcc.GetNamespace(), oldAcc.GetName())
+		fresh, gerr := storeapi.Get[T](ctx, s, oldAcc.GetNamespace(), oldAcc.GetName())
 		if gerr != nil {
 			return got, err
 		}

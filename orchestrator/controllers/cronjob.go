@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 var gvkCronJob = batchv1.SchemeGroupVersion.WithKind("CronJob")
@@ -64,7 +64,7 @@ func (r *CronJob) Reconcile(ctx context.Context, key string) (controller.Result,
 	// A CronJob acts rarely and must never start a Job twice, so it reads
 	// itself and its Jobs from the store, not from caches that may not yet
 	// hold the Job it just created.
-	cj, err := store.Get[*batchv1.CronJob](ctx, r.cfg.Store, ns, name)
+	cj, err := storeapi.Get[*batchv1.CronJob](ctx, r.cfg.Store, ns, name)
 	if apierrors.IsNotFound(err) {
 		return controller.Result{}, nil
 	}
@@ -91,7 +91,7 @@ func (r *CronJob) Reconcile(ctx context.Context, key string) (controller.Result,
 		return controller.Result{}, nil
 	}
 	st := *cj.Status.DeepCopy()
-	all, _, err := store.ListOf[*batchv1.Job](ctx, r.cfg.Store, ns, metav1.ListOptions{})
+	all, _, err := storeapi.ListOf[*batchv1.Job](ctx, r.cfg.Store, ns, metav1.ListOptions{})
 	if err != nil {
 		return controller.Result{}, fmt.Errorf("cronjob %s: list jobs: %w", key, err)
 	}
@@ -183,7 +183,7 @@ func (r *CronJob) Reconcile(ctx context.Context, key string) (controller.Result,
 	case batchv1.ReplaceConcurrent:
 		bg := metav1.DeletePropagationBackground
 		for _, j := range active {
-			err := store.Delete[*batchv1.Job](ctx, r.cfg.Store, j.Namespace, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+			err := storeapi.Delete[*batchv1.Job](ctx, r.cfg.Store, j.Namespace, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
 			if err != nil && !apierrors.IsNotFound(err) {
 				return controller.Result{}, fmt.Errorf("cronjob %s: replace job %s: %w", key, j.Name, err)
 			}
@@ -206,7 +206,7 @@ func (r *CronJob) Reconcile(ctx context.Context, key string) (controller.Result,
 	for k, v := range cj.Spec.JobTemplate.Annotations {
 		job.Annotations[k] = v
 	}
-	got, err := store.Create(ctx, r.cfg.Store, job)
+	got, err := storeapi.Create(ctx, r.cfg.Store, job)
 	switch {
 	case apierrors.IsAlreadyExists(err):
 	case err != nil:
@@ -235,7 +235,7 @@ func (r *CronJob) writeStatus(ctx context.Context, cj *batchv1.CronJob, st batch
 	}
 	up := cj.DeepCopy()
 	up.Status = st
-	_, err := store.UpdateStatus(ctx, r.cfg.Store, up)
+	_, err := storeapi.UpdateStatus(ctx, r.cfg.Store, up)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cronjob %s/%s: update status: %w", cj.Namespace, cj.Name, err)
 	}
@@ -259,7 +259,7 @@ func (r *CronJob) trimHistory(ctx context.Context, jobs []*batchv1.Job, limit in
 		if j.DeletionTimestamp != nil {
 			continue
 		}
-		err := store.Delete[*batchv1.Job](ctx, r.cfg.Store, j.Namespace, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		err := storeapi.Delete[*batchv1.Job](ctx, r.cfg.Store, j.Namespace, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("cronjob: delete old job %s: %w", j.Name, err)
 		}

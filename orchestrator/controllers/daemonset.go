@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // daemonTolerations are the tolerations upstream adds to every DaemonSet
@@ -413,7 +413,7 @@ func (r *DaemonSet) manage(ctx context.Context, key string, ds *appsv1.DaemonSet
 		r.rec.Eventf(ds, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 	}
 	for i, node := range create {
-		got, err := store.Create(ctx, r.cfg.Store, daemonPod(ds, node, hash))
+		got, err := storeapi.Create(ctx, r.cfg.Store, daemonPod(ds, node, hash))
 		if err != nil {
 			r.exp.LowerCreations(key, len(create)-i)
 			return fmt.Errorf("daemonset %s: create pod for %s: %w", key, node, err)

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Deployment is the Deployment reconciler: one ReplicaSet per pod template
@@ -152,7 +152,7 @@ func (d *Deployment) checkPaused(ctx context.Context, dep *appsv1.Deployment) er
 		return nil
 	}
 	setDeployCond(&dep.Status, *want)
-	got, err := store.UpdateStatus(ctx, d.cfg.Store, dep)
+	got, err := storeapi.UpdateStatus(ctx, d.cfg.Store, dep)
 	if err != nil {
 		return fmt.Errorf("deployment %s/%s: update status: %w", dep.Namespace, dep.Name, err)
 	}
@@ -240,7 +240,7 @@ func (d *Deployment) syncNewRSAnnotations(ctx context.Context, dep *appsv1.Deplo
 	if !changed {
 		return rs, nil
 	}
-	got, err := store.Update(ctx, d.cfg.Store, up)
+	got, err := storeapi.Update(ctx, d.cfg.Store, up)
 	if err != nil {
 		return nil, fmt.Errorf("deployment %s/%s: update new replicaset %s: %w", dep.Namespace, dep.Name, rs.Name, err)
 	}
@@ -271,9 +271,9 @@ func (d *Deployment) createNewRS(ctx context.Context, dep *appsv1.Deployment, ol
 	replicas := newRSNewReplicas(dep, old, rs)
 	rs.Spec.Replicas = &replicas
 	setReplicasAnnotations(rs, int32Val(dep.Spec.Replicas, 1), int32Val(dep.Spec.Replicas, 1)+maxSurge(dep))
-	created, err := store.Create(ctx, d.cfg.Store, rs)
+	created, err := storeapi.Create(ctx, d.cfg.Store, rs)
 	if apierrors.IsAlreadyExists(err) {
-		existing, gerr := store.Get[*appsv1.ReplicaSet](ctx, d.cfg.Store, dep.Namespace, rs.Name)
+		existing, gerr := storeapi.Get[*appsv1.ReplicaSet](ctx, d.cfg.Store, dep.Namespace, rs.Name)
 		if gerr != nil {
 			return nil, gerr
 		}
@@ -283,7 +283,7 @@ func (d *Deployment) createNewRS(ctx context.Context, dep *appsv1.Deployment, ol
 		// A hash collision: bump collisionCount so the next hash differs.
 		up := dep.DeepCopy()
 		up.Status.CollisionCount = ptr(int32Val(dep.Status.CollisionCount, 0) + 1)
-		if _, uerr := store.UpdateStatus(ctx, d.cfg.Store, up); uerr != nil {
+		if _, uerr := storeapi.UpdateStatus(ctx, d.cfg.Store, up); uerr != nil {
 			return nil, uerr
 		}
 		return nil, fmt.Errorf("deployment %s/%s: replicaset name %s collides; collisionCount raised", dep.Namespace, dep.Name, rs.Name)
@@ -294,7 +294,7 @@ func (d *Deployment) createNewRS(ctx context.Context, dep *appsv1.Deployment, ol
 		if hasProgressDeadline(dep) {
 			up := dep.DeepCopy()
 			setDeployCond(&up.Status, newDeployCond(appsv1.DeploymentProgressing, corev1.ConditionFalse, ReasonFailedRSCreate, msg, now))
-			_, _ = store.UpdateStatus(ctx, d.cfg.Store, up)
+			_, _ = storeapi.UpdateStatus(ctx, d.cfg.Store, up)
 		}
 		d.rec.Eventf(dep, corev1.EventTypeWarning, ReasonFailedRSCreate, "%s", msg)
 		return nil, fmt.Errorf("deployment %s/%s: %w", dep.Namespace, dep.Name, err)
@@ -306,7 +306,7 @@ func (d *Deployment) createNewRS(ctx context.Context, dep *appsv1.Deployment, ol
 		up := dep.DeepCopy()
 		setDeployCond(&up.Status, newDeployCond(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewRSCreated,
 			fmt.Sprintf("Created new replica set %q", created.Name), d.cfg.Clock.Now()))
-		got, err := store.UpdateStatus(ctx, d.cfg.Store, up)
+		got, err := storeapi.UpdateStatus(ctx, d.cfg.Store, up)
 		if err == nil {
 			*dep = *got
 		}
@@ -324,7 +324,7 @@ func (d *Deployment) syncDeploymentRevision(ctx context.Context, dep *appsv1.Dep
 			up.Annotations = map[string]string{}
 		}
 		up.Annotations[AnnotationRevision] = rev
-		got, err := store.Update(ctx, d.cfg.Store, up)
+		got, err := storeapi.Update(ctx, d.cfg.Store, up)
 		if err != nil {
 			return fmt.Errorf("deployment %s/%s: set revision: %w", dep.Namespace, dep.Name, err)
 		}
@@ -334,7 +334,7 @@ func (d *Deployment) syncDeploymentRevision(ctx context.Context, dep *appsv1.Dep
 		up := dep.DeepCopy()
 		setDeployCond(&up.Status, newDeployCond(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonFoundNewRS,
 			fmt.Sprintf("Found new replica set %q", newRS.Name), d.cfg.Clock.Now()))
-		got, err := store.UpdateStatus(ctx, d.cfg.Store, up)
+		got, err := storeapi.UpdateStatus(ctx, d.cfg.Store, up)
 		if err != nil {
 			return fmt.Errorf("deployment %s/%s: update status: %w", dep.Namespace, dep.Name, err)
 		}
@@ -522,7 +522,7 @@ func (d *Deployment) cleanup(ctx context.Context, dep *appsv1.Deployment, oldRSs
 		if rs.Status.Replicas != 0 || int32Val(rs.Spec.Replicas, 0) != 0 || rs.Generation > rs.Status.ObservedGeneration {
 			continue
 		}
-		err := store.Delete[*appsv1.ReplicaSet](ctx, d.cfg.Store, rs.Namespace, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
+		err := storeapi.Delete[*appsv1.ReplicaSet](ctx, d.cfg.Store, rs.Namespace, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deployment %s/%s: delete old replicaset %s: %w", dep.Namespace, dep.Name, rs.Name, err)
 		}
@@ -563,7 +563,7 @@ func (d *Deployment) writeStatus(ctx context.Context, dep *appsv1.Deployment, st
 	}
 	up := dep.DeepCopy()
 	up.Status = st
-	got, err := store.UpdateStatus(ctx, d.cfg.Store, up)
+	got, err := storeapi.UpdateStatus(ctx, d.cfg.Store, up)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil

@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Disruption computes PodDisruptionBudget status: expectedPods from the
@@ -157,7 +157,7 @@ func (r *Disruption) Reconcile(ctx context.Context, key string) (controller.Resu
 	}
 	up := pdb.DeepCopy()
 	up.Status = st
-	if _, err := store.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
+	if _, err := storeapi.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
 		return controller.Result{}, fmt.Errorf("pdb %s: update status: %w", key, err)
 	}
 	return controller.Result{}, nil

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Labels of EndpointSlices, as upstream.
@@ -169,7 +169,7 @@ func (r *Endpoints) Reconcile(ctx context.Context, key string) (controller.Resul
 	if !ok {
 		// The EndpointSlices go with the Service (owner references);
 		// the Endpoints object carries none, so delete it.
-		err := store.Delete[*corev1.Endpoints](ctx, r.cfg.Store, ns, name, metav1.DeleteOptions{})
+		err := storeapi.Delete[*corev1.Endpoints](ctx, r.cfg.Store, ns, name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return controller.Result{}, err
 		}
@@ -279,7 +279,7 @@ func (r *Endpoints) syncEndpoints(ctx context.Context, svc *corev1.Service, eps 
 	want := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name, Labels: endpointLabels(svc)}, Subsets: subsets}
 	cur, ok := r.eps.Get(svc.Namespace, svc.Name)
 	if !ok {
-		_, err := store.Create(ctx, r.cfg.Store, want)
+		_, err := storeapi.Create(ctx, r.cfg.Store, want)
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("endpoints %s/%s: %w", svc.Namespace, svc.Name, err)
 		}
@@ -290,7 +290,7 @@ func (r *Endpoints) syncEndpoints(ctx context.Context, svc *corev1.Service, eps 
 	}
 	up := cur.DeepCopy()
 	up.Subsets, up.Labels = want.Subsets, want.Labels
-	if _, err := store.Update(ctx, r.cfg.Store, up); err != nil {
+	if _, err := storeapi.Update(ctx, r.cfg.Store, up); err != nil {
 		return fmt.Errorf("endpoints %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	return nil
@@ -609,7 +609,7 @@ func (r *Endpoints) syncSlices(ctx context.Context, svc *corev1.Service, eps []p
 			}
 			up := cur.DeepCopy()
 			up.Endpoints, up.Ports, up.Labels = w.Endpoints, w.Ports, w.Labels
-			if _, err := store.Update(ctx, r.cfg.Store, up); err != nil {
+			if _, err := storeapi.Update(ctx, r.cfg.Store, up); err != nil {
 				return fmt.Errorf("endpointslice %s/%s: %w", cur.Namespace, cur.Name, err)
 			}
 		}
@@ -623,14 +623,14 @@ func (r *Endpoints) syncSlices(ctx context.Context, svc *corev1.Service, eps []p
 			w.Namespace = svc.Namespace
 			w.GenerateName = svc.Name + "-"
 			w.OwnerReferences = []metav1.OwnerReference{ref}
-			if _, err := store.Create(ctx, r.cfg.Store, w); err != nil {
+			if _, err := storeapi.Create(ctx, r.cfg.Store, w); err != nil {
 				r.exp.LowerCreations(key, n-i)
 				return fmt.Errorf("endpointslice for %s/%s: %w", svc.Namespace, svc.Name, err)
 			}
 		}
 	}
 	for _, s := range stale {
-		if err := store.Delete[*discoveryv1.EndpointSlice](ctx, r.cfg.Store, s.Namespace, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := storeapi.Delete[*discoveryv1.EndpointSlice](ctx, r.cfg.Store, s.Namespace, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // HPA timing and tolerance defaults, as upstream.
@@ -183,19 +183,19 @@ func (r *HPA) scaleTarget(ctx context.Context, h *autoscalingv2.HorizontalPodAut
 	ref := h.Spec.ScaleTargetRef
 	switch ref.Kind {
 	case "Deployment":
-		d, err := store.Get[*appsv1.Deployment](ctx, r.cfg.Store, h.Namespace, ref.Name)
+		d, err := storeapi.Get[*appsv1.Deployment](ctx, r.cfg.Store, h.Namespace, ref.Name)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		return d, int32Val(d.Spec.Replicas, 1), d.Spec.Selector, nil
 	case "ReplicaSet":
-		rs, err := store.Get[*appsv1.ReplicaSet](ctx, r.cfg.Store, h.Namespace, ref.Name)
+		rs, err := storeapi.Get[*appsv1.ReplicaSet](ctx, r.cfg.Store, h.Namespace, ref.Name)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		return rs, int32Val(rs.Spec.Replicas, 1), rs.Spec.Selector, nil
 	case "StatefulSet":
-		s, err := store.Get[*appsv1.StatefulSet](ctx, r.cfg.Store, h.Namespace, ref.Name)
+		s, err := storeapi.Get[*appsv1.StatefulSet](ctx, r.cfg.Store, h.Namespace, ref.Name)
 		if err != nil {
 			return nil, 0, nil, err
 		}
@@ -249,7 +249,7 @@ func (r *HPA) Reconcile(ctx context.Context, key string) (controller.Result, err
 		}
 		up := h.DeepCopy()
 		up.Status = st
-		if _, err := store.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
+		if _, err := storeapi.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("hpa %s: status: %w", key, err)
 		}
 		return nil

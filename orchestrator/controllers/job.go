@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Job pod re-creation back-off after failures: 10 s, doubled per failure,
@@ -335,7 +335,7 @@ func (j *Job) manage(ctx context.Context, key string, job *batchv1.Job, jc *jobC
 					ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + batchv1.JobCompletionIndexAnnotation + "']"}}})
 			}
 		}
-		got, err := store.Create(ctx, j.cfg.Store, p)
+		got, err := storeapi.Create(ctx, j.cfg.Store, p)
 		if err != nil {
 			cerr = err
 			break
@@ -494,7 +494,7 @@ func (j *Job) finishSync(ctx context.Context, job *batchv1.Job, st batchv1.JobSt
 	if !equality.Semantic.DeepEqual(job.Status, st) {
 		up := job.DeepCopy()
 		up.Status = st
-		if _, err := store.UpdateStatus(ctx, j.cfg.Store, up); err != nil {
+		if _, err := storeapi.UpdateStatus(ctx, j.cfg.Store, up); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil
 			}
@@ -544,7 +544,7 @@ func (j *Job) ttl(ctx context.Context, job *batchv1.Job, finished, now time.Time
 		return controller.Result{RequeueAfter: expire.Sub(now)}, nil
 	}
 	bg := metav1.DeletePropagationBackground
-	err := store.Delete[*batchv1.Job](ctx, j.cfg.Store, job.Namespace, job.Name, metav1.DeleteOptions{PropagationPolicy: &bg,
+	err := storeapi.Delete[*batchv1.Job](ctx, j.cfg.Store, job.Namespace, job.Name, metav1.DeleteOptions{PropagationPolicy: &bg,
 		Preconditions: &metav1.Preconditions{UID: &job.UID}})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return controller.Result{}, fmt.Errorf("job %s/%s: ttl delete: %w", job.Namespace, job.Name, err)

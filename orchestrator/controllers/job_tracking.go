@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // podOutcome is what a Job makes of one of its pods.
@@ -310,7 +310,7 @@ func (j *Job) track(ctx context.Context, job *batchv1.Job, jc *jobCtx, st *batch
 		}
 		up := job.DeepCopy()
 		up.Status = *st
-		got, err := store.UpdateStatus(ctx, j.cfg.Store, up)
+		got, err := storeapi.UpdateStatus(ctx, j.cfg.Store, up)
 		if err != nil {
 			return job, fmt.Errorf("job %s/%s: record finished pods: %w", job.Namespace, job.Name, err)
 		}

@@ -13,7 +13,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Runner is a started controller.
@@ -49,7 +49,7 @@ func Constructors() map[string]Constructor {
 // ManagerOptions configures a [Manager].
 type ManagerOptions struct {
 	// Store is the state interface (embedded store or API client).
-	Store store.Interface
+	Store storeapi.Interface
 	// Controllers names the controllers to run; nil means all of
 	// [Constructors].
 	Controllers []string
@@ -70,7 +70,7 @@ type ManagerOptions struct {
 	// ServiceCIDRs and NodePortRange are the store's Service ranges, which
 	// the service-repair controller checks Services against.
 	ServiceCIDRs  []netip.Prefix
-	NodePortRange store.PortRange
+	NodePortRange storeapi.PortRange
 	// Metrics feeds the HorizontalPodAutoscaler.
 	Metrics MetricsSource
 	// LocalPathDir is where local-path volumes are made.

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Node lifecycle defaults, as upstream.
@@ -265,7 +265,7 @@ func (r *NodeLifecycle) Reconcile(ctx context.Context, key string) (controller.R
 	if silent > r.GracePeriod {
 		// The cache may lag behind the heartbeats: confirm from the store
 		// before declaring the node lost.
-		if l, err := store.Get[*coordinationv1.Lease](ctx, r.cfg.Store, corev1.NamespaceNodeLease, key); err == nil && l.Spec.RenewTime != nil {
+		if l, err := storeapi.Get[*coordinationv1.Lease](ctx, r.cfg.Store, corev1.NamespaceNodeLease, key); err == nil && l.Spec.RenewTime != nil {
 			if fresh := now.Sub(l.Spec.RenewTime.Time); fresh <= r.GracePeriod {
 				return controller.Result{RequeueAfter: r.GracePeriod - fresh + time.Second}, nil
 			}
@@ -287,7 +287,7 @@ func (r *NodeLifecycle) Reconcile(ctx context.Context, key string) (controller.R
 				up.Status.Conditions = append(up.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionUnknown,
 					Reason: "NodeStatusNeverUpdated", Message: "Kubelet never posted node status.", LastTransitionTime: nowT})
 			}
-			got, err := store.UpdateStatus(ctx, r.cfg.Store, up)
+			got, err := storeapi.UpdateStatus(ctx, r.cfg.Store, up)
 			if err != nil {
 				return controller.Result{}, fmt.Errorf("node %s: mark unknown: %w", key, err)
 			}
@@ -346,7 +346,7 @@ func (r *NodeLifecycle) Reconcile(ctx context.Context, key string) (controller.R
 	if next, changed := syncConditionTaints(node.Spec.Taints, want, now); changed {
 		up := node.DeepCopy()
 		up.Spec.Taints = next
-		got, err := store.Update(ctx, r.cfg.Store, up)
+		got, err := storeapi.Update(ctx, r.cfg.Store, up)
 		if err != nil {
 			return controller.Result{}, fmt.Errorf("node %s: taints: %w", key, err)
 		}

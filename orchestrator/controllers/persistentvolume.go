@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // LocalPathProvisioner is the provisioner name of StorageClasses whose
@@ -293,7 +293,7 @@ func (r *PersistentVolume) provision(ctx context.Context, pvc *corev1.Persistent
 		pv.Spec.NodeAffinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{node}}}}}}}
 	}
-	if _, err := store.Create(ctx, r.cfg.Store, pv); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := storeapi.Create(ctx, r.cfg.Store, pv); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("local-path: create pv %s: %w", name, err)
 	}
 	r.rec.Eventf(pvc, corev1.EventTypeNormal, "ProvisioningSucceeded", "Successfully provisioned volume %s", name)
@@ -312,7 +312,7 @@ func (r *PersistentVolume) bind(ctx context.Context, pv *corev1.PersistentVolume
 		if pv.Spec.ClaimRef == nil {
 			up.Annotations[annBoundByController] = "yes"
 		}
-		got, err := store.Update(ctx, r.cfg.Store, up)
+		got, err := storeapi.Update(ctx, r.cfg.Store, up)
 		if err != nil {
 			return fmt.Errorf("bind pv %s: %w", pv.Name, err)
 		}
@@ -329,7 +329,7 @@ func (r *PersistentVolume) bind(ctx context.Context, pv *corev1.PersistentVolume
 		}
 		up.Annotations[annBindCompleted] = "yes"
 		up.Annotations[annBoundByController] = "yes"
-		got, err := store.Update(ctx, r.cfg.Store, up)
+		got, err := storeapi.Update(ctx, r.cfg.Store, up)
 		if err != nil {
 			return fmt.Errorf("bind pvc %s/%s: %w", pvc.Namespace, pvc.Name, err)
 		}
@@ -348,7 +348,7 @@ func (r *PersistentVolume) claimPhase(ctx context.Context, pvc *corev1.Persisten
 	if phase == pvc.Status.Phase && (pv == nil || len(pvc.Status.Capacity) > 0) {
 		return nil
 	}
-	if _, err := store.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
+	if _, err := storeapi.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("pvc %s/%s status: %w", pvc.Namespace, pvc.Name, err)
 	}
 	return nil
@@ -360,7 +360,7 @@ func (r *PersistentVolume) volumePhase(ctx context.Context, pv *corev1.Persisten
 	}
 	up := pv.DeepCopy()
 	up.Status.Phase = phase
-	if _, err := store.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
+	if _, err := storeapi.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("pv %s status: %w", pv.Name, err)
 	}
 	return nil
@@ -401,7 +401,7 @@ func (r *PersistentVolume) syncVolume(ctx context.Context, name string) error {
 			r.rec.Eventf(pv, corev1.EventTypeWarning, "VolumeFailedDelete", "%v", err)
 			return r.volumePhase(ctx, pv, corev1.VolumeFailed)
 		}
-		err := store.Delete[*corev1.PersistentVolume](ctx, r.cfg.Store, "", pv.Name, metav1.DeleteOptions{})
+		err := storeapi.Delete[*corev1.PersistentVolume](ctx, r.cfg.Store, "", pv.Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("pv %s: delete: %w", pv.Name, err)
 		}
@@ -413,7 +413,7 @@ func (r *PersistentVolume) syncVolume(ctx context.Context, name string) error {
 		up := pv.DeepCopy()
 		up.Spec.ClaimRef = nil
 		delete(up.Annotations, annBoundByController)
-		got, err := store.Update(ctx, r.cfg.Store, up)
+		got, err := storeapi.Update(ctx, r.cfg.Store, up)
 		if err != nil {
 			return fmt.Errorf("pv %s: recycle: %w", pv.Name, err)
 		}

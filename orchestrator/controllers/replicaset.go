@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // BurstReplicas caps how many pods a ReplicaSet creates or deletes in one
@@ -238,7 +238,7 @@ func (r *ReplicaSet) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 		ref := newControllerRef(rs, gvkReplicaSet)
 		created, err := slowStartBatch(ctx, n, func(ctx context.Context) error {
 			p := podFromTemplate(&rs.Spec.Template, rs.Namespace, rs.Name+"-", ref)
-			_, err := store.Create(ctx, r.cfg.Store, p)
+			_, err := storeapi.Create(ctx, r.cfg.Store, p)
 			if err != nil && apierrors.IsAlreadyExists(err) {
 				return nil
 			}

@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // revisionHash is the controller-revision-hash of a pod template.
@@ -33,7 +33,7 @@ func revisionHash(t *corev1.PodTemplateSpec) string {
 // controls among those selector matches (adopting and releasing as
 // [claim]). ok is false when selector is invalid or empty: such a workload
 // manages no pods.
-func claimRevisioned(ctx context.Context, s store.Interface, crs controller.Lister[*appsv1.ControllerRevision], pods controller.Lister[*corev1.Pod],
+func claimRevisioned(ctx context.Context, s storeapi.Interface, crs controller.Lister[*appsv1.ControllerRevision], pods controller.Lister[*corev1.Pod],
 	owner metav1.Object, gvk schema.GroupVersionKind, selector *metav1.LabelSelector, tmpl *corev1.PodTemplateSpec) (hash string, owned []*corev1.Pod, ok bool, err error) {
 	sel, err := metav1.LabelSelectorAsSelector(selector)
 	if err != nil || sel.Empty() {
@@ -53,7 +53,7 @@ func claimRevisioned(ctx context.Context, s store.Interface, crs controller.List
 // ensureRevision makes sure a ControllerRevision named <owner>-<hash>
 // holding tmpl exists for owner and returns the hash; a new revision gets
 // the next revision number.
-func ensureRevision(ctx context.Context, s store.Interface, crs controller.Lister[*appsv1.ControllerRevision], owner metav1.Object,
+func ensureRevision(ctx context.Context, s storeapi.Interface, crs controller.Lister[*appsv1.ControllerRevision], owner metav1.Object,
 	gvk schema.GroupVersionKind, tmpl *corev1.PodTemplateSpec) (string, error) {
 	hash := revisionHash(tmpl)
 	name := owner.GetName() + "-" + hash
@@ -74,7 +74,7 @@ func ensureRevision(ctx context.Context, s store.Interface, crs controller.Liste
 			OwnerReferences: []metav1.OwnerReference{newControllerRef(owner, gvk)}},
 		Data: runtime.RawExtension{Raw: data}, Revision: maxRev + 1,
 	}
-	if _, err := store.Create(ctx, s, cr); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := storeapi.Create(ctx, s, cr); err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", fmt.Errorf("controllerrevision %s: %w", name, err)
 	}
 	return hash, nil

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // Root CA ConfigMap name and key, as upstream publishes them.
@@ -75,7 +75,7 @@ func (r *RootCAPublisher) Reconcile(ctx context.Context, key string) (controller
 	}
 	cm, ok := r.cms.Get(key, RootCAConfigMapName)
 	if !ok {
-		_, err := store.Create(ctx, r.cfg.Store, &corev1.ConfigMap{
+		_, err := storeapi.Create(ctx, r.cfg.Store, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Namespace: key, Name: RootCAConfigMapName,
 				Annotations: map[string]string{RootCADescriptionAnnotation: rootCADescription}},
 			Data: map[string]string{RootCAConfigMapKey: r.ca},

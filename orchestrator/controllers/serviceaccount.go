@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // ServiceAccount makes sure every active namespace has a "default"
@@ -51,7 +51,7 @@ func (r *ServiceAccount) Reconcile(ctx context.Context, key string) (controller.
 	if _, ok := r.sa.Get(key, "default"); ok {
 		return controller.Result{}, nil
 	}
-	_, err := store.Create(ctx, r.cfg.Store, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: key, Name: "default"}})
+	_, err := storeapi.Create(ctx, r.cfg.Store, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: key, Name: "default"}})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 			return controller.Result{}, nil // namespace terminating or gone

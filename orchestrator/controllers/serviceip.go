@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // DefaultServiceRepairInterval is how often [ServiceRepair] checks the
@@ -36,7 +36,7 @@ type ServiceRepair struct {
 	svcs  controller.Lister[*corev1.Service]
 	rec   *controller.Recorder
 	cidrs []netip.Prefix
-	ports store.PortRange
+	ports storeapi.PortRange
 }
 
 // NewServiceRepair builds the check over cfg.ServiceCIDRs and

@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/tugboatdev/tugboat/orchestrator/controller"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // StatefulSet is the StatefulSet reconciler: pods named <name>-0 ..
@@ -211,7 +211,7 @@ func (r *StatefulSet) Reconcile(ctx context.Context, key string) (controller.Res
 	if !equality.Semantic.DeepEqual(set.Status, st) {
 		up := set.DeepCopy()
 		up.Status = st
-		if _, err := store.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
+		if _, err := storeapi.UpdateStatus(ctx, r.cfg.Store, up); err != nil && !apierrors.IsNotFound(err) {
 			return controller.Result{}, fmt.Errorf("statefulset %s: status: %w", key, err)
 		}
 	}
@@ -401,7 +401,7 @@ func (r *StatefulSet) syncClaimOwners(ctx context.Context, set *appsv1.StatefulS
 		}
 		if ord >= replicas && pods[ord] == nil && stsWhenScaled(set) == appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
 			// Its pod is gone already: nothing uses the claim any more.
-			err := store.Delete[*corev1.PersistentVolumeClaim](ctx, r.cfg.Store, pvc.Namespace, pvc.Name,
+			err := storeapi.Delete[*corev1.PersistentVolumeClaim](ctx, r.cfg.Store, pvc.Namespace, pvc.Name,
 				metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pvc.UID}})
 			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 				return fmt.Errorf("statefulset %s/%s: delete claim %s: %w", set.Namespace, set.Name, pvc.Name, err)
@@ -441,7 +441,7 @@ func (r *StatefulSet) createPod(ctx context.Context, key string, set *appsv1.Sta
 		// The retention policy's owner references from the start, so a
 		// claim made just as the set goes is collected with it.
 		pvc.OwnerReferences = claimOwnerRefs(set, pvc, ord, int(int32Val(set.Spec.Replicas, 1)), nil)
-		if _, err := store.Create(ctx, r.cfg.Store, pvc); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := storeapi.Create(ctx, r.cfg.Store, pvc); err != nil && !apierrors.IsAlreadyExists(err) {
 			r.rec.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Claim %s for Pod %s-%d in StatefulSet %s failed error: %v", name, set.Name, ord, set.Name, err)
 			return fmt.Errorf("statefulset %s: create pvc %s: %w", key, name, err)
 		}
@@ -449,7 +449,7 @@ func (r *StatefulSet) createPod(ctx context.Context, key string, set *appsv1.Sta
 	}
 	r.exp.Expect(key, 1, nil)
 	p := r.newPod(set, ord, hash)
-	if _, err := store.Create(ctx, r.cfg.Store, p); err != nil {
+	if _, err := storeapi.Create(ctx, r.cfg.Store, p); err != nil {
 		r.exp.LowerCreations(key, 1)
 		if apierrors.IsAlreadyExists(err) {
 			return nil

@@ -20,25 +20,25 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
-// Client is a [store.Interface] that talks to an API server.
+// Client is a [storeapi.Interface] that talks to an API server.
 type Client struct {
-	reg    *store.Registry
+	reg    *storeapi.Registry
 	rc     *rest.RESTClient
 	params runtime.ParameterCodec
 	// retry is the pause between watch reconnects.
 	retry time.Duration
 }
 
-var _ store.Interface = (*Client)(nil)
+var _ storeapi.Interface = (*Client)(nil)
 
 // Options configure a [Client].
 type Options struct {
 	// Registry lists the kinds the server serves; nil means
-	// store.DefaultRegistry().
-	Registry *store.Registry
+	// storeapi.DefaultRegistry().
+	Registry *storeapi.Registry
 	// WatchRetry is the pause before re-opening a watch the server ended
 	// (default 200ms).
 	WatchRetry time.Duration
@@ -48,7 +48,7 @@ type Options struct {
 // from clientcmd.BuildConfigFromFlags with the admin kubeconfig).
 func New(cfg *rest.Config, opts Options) (*Client, error) {
 	if opts.Registry == nil {
-		opts.Registry = store.DefaultRegistry()
+		opts.Registry = storeapi.DefaultRegistry()
 	}
 	if opts.WatchRetry <= 0 {
 		opts.WatchRetry = 200 * time.Millisecond
@@ -77,7 +77,7 @@ func New(cfg *rest.Config, opts Options) (*Client, error) {
 // reg (and the meta/v1 options and watch events of their group versions),
 // rather than from client-go's scheme of every API group: a node process
 // then links and initialises only the API types it serves.
-func schemeFor(reg *store.Registry) *runtime.Scheme {
+func schemeFor(reg *storeapi.Registry) *runtime.Scheme {
 	sc := runtime.NewScheme()
 	seen := map[schema.GroupVersion]bool{{Version: "v1"}: true}
 	metav1.AddToGroupVersion(sc, schema.GroupVersion{Version: "v1"})
@@ -98,9 +98,9 @@ func schemeFor(reg *store.Registry) *runtime.Scheme {
 }
 
 // Registry returns the kinds the client serves.
-func (c *Client) Registry() *store.Registry { return c.reg }
+func (c *Client) Registry() *storeapi.Registry { return c.reg }
 
-func (c *Client) kind(res schema.GroupResource) (*store.Kind, error) {
+func (c *Client) kind(res schema.GroupResource) (*storeapi.Kind, error) {
 	k := c.reg.ForResource(res)
 	if k == nil {
 		return nil, apierrors.NewNotFound(res, "")
@@ -109,7 +109,7 @@ func (c *Client) kind(res schema.GroupResource) (*store.Kind, error) {
 }
 
 // resourcePath builds /api/v1/namespaces/ns/pods/name/sub.
-func resourcePath(k *store.Kind, namespace, name string, sub ...string) string {
+func resourcePath(k *storeapi.Kind, namespace, name string, sub ...string) string {
 	parts := []string{"/api", k.GVK.Version}
 	if k.GVK.Group != "" {
 		parts = []string{"/apis", k.GVK.Group, k.GVK.Version}
@@ -157,7 +157,7 @@ func (c *Client) Get(ctx context.Context, res schema.GroupResource, namespace, n
 }
 
 // List returns the matching objects.
-func (c *Client) List(ctx context.Context, res schema.GroupResource, namespace string, opts metav1.ListOptions) (*store.List, error) {
+func (c *Client) List(ctx context.Context, res schema.GroupResource, namespace string, opts metav1.ListOptions) (*storeapi.List, error) {
 	k, err := c.kind(res)
 	if err != nil {
 		return nil, err
@@ -177,10 +177,10 @@ func (c *Client) List(ctx context.Context, res schema.GroupResource, namespace s
 	for _, it := range items {
 		clean(it)
 	}
-	return &store.List{Items: items, ResourceVersion: la.GetResourceVersion(), Continue: la.GetContinue(), RemainingItemCount: la.GetRemainingItemCount()}, nil
+	return &storeapi.List{Items: items, ResourceVersion: la.GetResourceVersion(), Continue: la.GetContinue(), RemainingItemCount: la.GetRemainingItemCount()}, nil
 }
 
-func objectTarget(c *Client, obj runtime.Object) (*store.Kind, metav1.Object, runtime.Object, error) {
+func objectTarget(c *Client, obj runtime.Object) (*storeapi.Kind, metav1.Object, runtime.Object, error) {
 	if obj == nil {
 		return nil, nil, nil, apierrors.NewBadRequest("object is nil")
 	}
@@ -292,7 +292,7 @@ func (c *Client) Watch(ctx context.Context, res schema.GroupResource, namespace 
 	return w, nil
 }
 
-func (c *Client) open(ctx context.Context, k *store.Kind, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
+func (c *Client) open(ctx context.Context, k *storeapi.Kind, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
 	return c.rc.Get().AbsPath(resourcePath(k, namespace, "")).VersionedParams(&opts, c.params).Timeout(0).Watch(ctx)
 }
 
@@ -308,7 +308,7 @@ func (w *reconnectingWatch) Stop() { w.once.Do(w.cancel) }
 // ResultChan returns the events.
 func (w *reconnectingWatch) ResultChan() <-chan watch.Event { return w.result }
 
-func (w *reconnectingWatch) run(ctx context.Context, c *Client, k *store.Kind, ns string, opts metav1.ListOptions, cur watch.Interface) {
+func (w *reconnectingWatch) run(ctx context.Context, c *Client, k *storeapi.Kind, ns string, opts metav1.ListOptions, cur watch.Interface) {
 	defer close(w.result)
 	rv := opts.ResourceVersion
 	for {

@@ -24,7 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/tugboatdev/tugboat/store"
+	store "github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // pageSize is how many objects one list request asks for; a large

@@ -17,7 +17,7 @@ import (
 	"github.com/tugboatdev/tugboat/orchestrator/agent"
 	"github.com/tugboatdev/tugboat/orchestrator/remote"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
-	"github.com/tugboatdev/tugboat/store"
+	"github.com/tugboatdev/tugboat/store/storeapi"
 )
 
 // DefaultMemoryLimit is the soft memory limit of the Go runtime that [Run]
@@ -82,7 +82,7 @@ type Node struct {
 	// REST is the API server's client configuration.
 	REST *rest.Config
 	// Store is the API server's store client.
-	Store store.Interface
+	Store storeapi.Interface
 	// Runtime is the containerd adapter.
 	Runtime *containerd.Runtime
 	// Agent is the node agent (not yet running when a component starts).

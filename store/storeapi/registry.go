@@ -1,4 +1,4 @@
-package store
+package storeapi
 
 import (
 	"fmt"
@@ -57,7 +57,7 @@ type Kind struct {
 
 	hasSpec, hasStatus bool
 	goType             reflect.Type
-	tableName          string // the memdb table, computed once by Register
+	tableName          string // Table, computed once by Register
 	idxTableName       string // its index rows' table
 }
 
@@ -77,20 +77,23 @@ func (k *Kind) HasStatus() bool { return k.hasStatus }
 // HasSpec reports whether the kind has a spec whose changes bump generation.
 func (k *Kind) HasSpec() bool { return k.hasSpec }
 
-// table returns the memdb table name of the kind.
-func (k *Kind) table() string {
+// Table returns the name of the table that holds the kind's objects in the
+// embedded store: the resource name, qualified by the group when the kind
+// has one ("pods", "deployments.apps").
+func (k *Kind) Table() string {
 	if k.tableName != "" {
 		return k.tableName
 	}
 	return k.tableNameOf()
 }
 
-// indexTable returns the memdb table of the kind's index rows.
-func (k *Kind) indexTable() string {
+// IndexTable returns the name of the embedded store's table of the kind's
+// secondary index rows: [Kind.Table] followed by "#idx".
+func (k *Kind) IndexTable() string {
 	if k.idxTableName != "" {
 		return k.idxTableName
 	}
-	return k.table() + "#idx"
+	return k.Table() + "#idx"
 }
 
 func (k *Kind) tableNameOf() string {

@@ -1,4 +1,4 @@
-package store
+package storeapi
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 // Interface is the one state interface of tugboat. Every component (scheduler,
 // controllers, node agent, proxy, DNS) reads and writes cluster state through
-// it. The embedded [Store] implements it, and so does the API server's HTTP
+// it. The embedded [github.com/tugboatdev/tugboat/store.Store] implements it, and so does the API server's HTTP
 // client, so a component never knows where the state lives.
 //
 // Resources are named by their [schema.GroupResource] (for example
@@ -57,7 +57,7 @@ type Interface interface {
 }
 
 // OwnedCreator is implemented by stores that can store the object a
-// create is given instead of a copy of it, as the embedded [Store] does.
+// create is given instead of a copy of it, as the embedded store does.
 // [Interface.Create] copies twice: the caller's object (which it must not
 // change) into the object it stores, and the stored object (which is
 // shared with lists and watchers) into the one it returns. A caller that

@@ -1,4 +1,4 @@
-package store
+package storeapi
 
 import (
 	"fmt"
@@ -239,7 +239,7 @@ func validatePodUpdate(obj, old runtime.Object) field.ErrorList {
 	mutable.Tolerations = op.Spec.Tolerations
 	mutable.SchedulingGates = op.Spec.SchedulingGates
 	mutable.NodeName = op.Spec.NodeName
-	if !sameObject(mutable, &op.Spec) {
+	if !SameObject(mutable, &op.Spec) {
 		return field.ErrorList{field.Forbidden(field.NewPath("spec"), "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.schedulingGates` (only removals) or a first `spec.nodeName`")}
 	}
 	return nil
@@ -523,7 +523,7 @@ func validateJobUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = append(errs, field.Invalid(fld.Child("completionMode"), nj.Spec.CompletionMode, "field is immutable"))
 	}
 	suspended := oj.Spec.Suspend != nil && *oj.Spec.Suspend
-	if !suspended && !sameObject(&nj.Spec.Template, &oj.Spec.Template) {
+	if !suspended && !SameObject(&nj.Spec.Template, &oj.Spec.Template) {
 		errs = append(errs, field.Invalid(fld.Child("template"), "", "field is immutable"))
 	}
 	return errs

@@ -1,4 +1,4 @@
-package store
+package storeapi
 
 import (
 	"log/slog"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Config configures a [Store].
+// Config configures the embedded store, [github.com/tugboatdev/tugboat/store.Store].
 type Config struct {
 	// Dir is the data directory for the durable log and snapshots. Empty
 	// means in-memory: nothing survives the process.

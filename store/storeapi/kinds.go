@@ -1,4 +1,4 @@
-package store
+package storeapi
 
 import (
 	"strconv"

@@ -1,4 +1,4 @@
-package store
+package storeapi
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // The typed API: generic functions over [Interface] that take and return the
 // upstream Go types, for example
 //
-//	pod, err := store.Get[*corev1.Pod](ctx, s, "default", "web-0")
+//	pod, err := storeapi.Get[*corev1.Pod](ctx, s, "default", "web-0")
 //
 // The resource is found from T through s.Registry().
 
