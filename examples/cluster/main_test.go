@@ -24,6 +24,9 @@ import (
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/netproxy"
 	"github.com/tugboatdev/tugboat/orchestrator/cluster"
+	"github.com/tugboatdev/tugboat/runtime/cni"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+	"github.com/tugboatdev/tugboat/runtime/containerd/containerdtest"
 )
 
 // TestBinarySimulated builds the example, runs it with three simulated
@@ -161,11 +164,7 @@ func TestBinaryKill9Restart(t *testing.T) {
 	testenv.Need(t, err == nil, "cgroup v2 at /sys/fs/cgroup/unified")
 	testenv.NeedCommand(t, "/bin/busybox")
 
-	dir, err := os.MkdirTemp("", "tbex")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := containerdtest.TempDir(t)
 	bin := buildBinary(t, dir)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -179,10 +178,15 @@ func TestBinaryKill9Restart(t *testing.T) {
 		ServiceCIDR:         netip.MustParsePrefix("10.113.0.0/16"),
 		ProxyMode:           netproxy.ModeEBPF,
 	}
+	// If the test process is killed, the next one's sweep kills the
+	// binary (its path and data directory are in dir), then removes its
+	// runtime and network.
+	containerdtest.Record(t, containerd.Options{DataDir: filepath.Join(cfg.DataDir, "ctr"), Namespace: cfg.ContainerdNamespace},
+		&cni.Config{Name: "tugboat-" + cfg.ContainerdNamespace, Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, IPAMDir: filepath.Join(cfg.DataDir, "cni", "networks")})
 	// The proxy's cgroup, made by the test (and kept by the binary's
 	// purge), with a child in which the test's "host" clients run.
-	cfg.ProxyCgroup = testCgroup(t, "/sys/fs/cgroup/unified/tbex-"+sfx)
-	clients := testCgroup(t, filepath.Join(cfg.ProxyCgroup, "clients"))
+	cfg.ProxyCgroup = testCgroup(t, dir, "/sys/fs/cgroup/unified/tbex-"+sfx)
+	clients := testCgroup(t, dir, filepath.Join(cfg.ProxyCgroup, "clients"))
 	// Whatever happens, remove what the binary made.
 	t.Cleanup(func() {
 		pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -319,9 +323,12 @@ func TestBinaryKill9Restart(t *testing.T) {
 }
 
 // testCgroup makes the cgroup v2 directory dir for the test and removes it
-// when the test ends (if the cluster's purge did not already).
-func testCgroup(t *testing.T, dir string) string {
+// when the test ends (if the cluster's purge did not already), or, if the
+// test process is killed, the next one's sweep does (it is recorded in
+// the marker of tmp, a containerdtest.TempDir).
+func testCgroup(t *testing.T, tmp, dir string) string {
 	t.Helper()
+	containerdtest.RecordCgroup(t, tmp, dir)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,9 @@ import (
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/netproxy"
 	"github.com/tugboatdev/tugboat/orchestrator/cluster"
+	"github.com/tugboatdev/tugboat/runtime/cni"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+	"github.com/tugboatdev/tugboat/runtime/containerd/containerdtest"
 )
 
 // TestMain lets the test binary serve as the quickstart's HTTP client
@@ -138,15 +141,14 @@ type realRun struct {
 func newRealRun(t *testing.T, i int) realRun {
 	t.Helper()
 	q := realRun{name: fmt.Sprintf("qs%04x%d", os.Getpid()&0xffff, i)}
-	// Short: containerd's socket lives under it.
-	var err error
-	if q.dir, err = os.MkdirTemp("", "tbqs"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(q.dir) })
+	// Short: containerd's socket lives under it. If the test process is
+	// killed, the next one's sweep removes the run's runtime and network.
+	q.dir = containerdtest.TempDir(t)
 	q.podCIDR = fmt.Sprintf("10.241.%d.0/24", (os.Getpid()+i)%250)
 	cfg := cluster.Config{DataDir: q.dir, ContainerdNamespace: q.name, Bridge: bridgeName(q.name),
 		PodCIDR: netip.MustParsePrefix(q.podCIDR), ServiceCIDR: netip.MustParsePrefix("10.115.0.0/16")}
+	containerdtest.Record(t, containerd.Options{DataDir: filepath.Join(q.dir, "ctr"), Namespace: q.name},
+		&cni.Config{Name: "tugboat-" + q.name, Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, IPAMDir: filepath.Join(q.dir, "cni", "networks")})
 	t.Cleanup(func() {
 		// Only after a crash of run itself is anything left here.
 		if _, err := os.Stat(q.dir); err == nil {

@@ -22,6 +22,9 @@ import (
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/netproxy"
 	"github.com/tugboatdev/tugboat/orchestrator/cluster"
+	"github.com/tugboatdev/tugboat/runtime/cni"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+	"github.com/tugboatdev/tugboat/runtime/containerd/containerdtest"
 )
 
 // manifestsDir holds the seeds' manifests, relative to this package.
@@ -99,11 +102,7 @@ func needPrerequisites(t *testing.T) {
 func startCluster(t *testing.T) *shared {
 	t.Helper()
 	sfx := fmt.Sprintf("%04x", os.Getpid()&0xffff)
-	dir, err := os.MkdirTemp("", "tbe2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := containerdtest.TempDir(t)
 	regAddr := cluster.DefaultRegistryAddress
 	if ln, err := net.Listen("tcp", regAddr); err != nil {
 		regAddr = "127.0.0.1:0" // taken: the manifests' image names are rewritten
@@ -120,6 +119,11 @@ func startCluster(t *testing.T) *shared {
 		RegistryAddress:     regAddr,
 		ProxyMode:           netproxy.ModeEBPF,
 	}}
+	// If the test process is killed, the next one's sweep kills the
+	// binary (its path and data directory are in dir), then removes its
+	// runtime and network.
+	containerdtest.Record(t, containerd.Options{DataDir: filepath.Join(e.cfg.DataDir, "ctr"), Namespace: e.cfg.ContainerdNamespace},
+		&cni.Config{Name: "tugboat-" + e.cfg.ContainerdNamespace, Bridge: e.cfg.Bridge, PodCIDR: e.cfg.PodCIDR, IPAMDir: filepath.Join(e.cfg.DataDir, "cni", "networks")})
 	// The proxy serves the pods' cgroup (not the whole machine, the
 	// binary's default): pods, and the test's "host" clients in a child
 	// of it, reach Services. The purge removes it.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/netproxy"
+	"github.com/tugboatdev/tugboat/runtime/containerd/containerdtest"
 	"github.com/tugboatdev/tugboat/store"
 )
 
@@ -86,18 +87,16 @@ func BenchmarkStartToReady(b *testing.B) {
 	b.Run("containerd", func(b *testing.B) {
 		needRealNode(b)
 		for b.Loop() {
-			dir, err := os.MkdirTemp("", "tbbn")
-			if err != nil {
-				b.Fatal(err)
-			}
-			cfg := benchConfig(b, filepath.Join(dir, "d"))
+			b.StopTimer()
+			cfg := benchConfig(b, containerdtest.TempDir(b))
+			recordRuntime(b, cfg)
+			b.StartTimer()
 			_, stop := runUntilReady(b, cfg)
 			b.StopTimer()
 			stop()
 			if err := Purge(context.Background(), cfg); err != nil {
 				b.Error(err)
 			}
-			os.RemoveAll(dir)
 			b.StartTimer()
 		}
 	})
@@ -111,12 +110,8 @@ func BenchmarkStartToReady(b *testing.B) {
 // Deployment running.
 func BenchmarkApplyToReady(b *testing.B) {
 	needRealNode(b)
-	dir, err := os.MkdirTemp("", "tbbn")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	cfg := benchConfig(b, filepath.Join(dir, "d"))
+	cfg := benchConfig(b, containerdtest.TempDir(b))
+	recordRuntime(b, cfg)
 	c, stop := runUntilReady(b, cfg)
 	defer func() {
 		stop()

@@ -24,6 +24,9 @@ import (
 
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/netproxy"
+	"github.com/tugboatdev/tugboat/runtime/cni"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+	"github.com/tugboatdev/tugboat/runtime/containerd/containerdtest"
 )
 
 const kubectlPath = "/usr/bin/kubectl"
@@ -167,6 +170,20 @@ func hostGet(t *testing.T, cgroupDir, url string) string {
 	return testenv.WgetFromCgroup(t, cgroupDir, url)
 }
 
+// recordRuntime records, for the sweep of containerdtest, the runtime
+// and pod network that a real node of cfg starts (see startNode), so
+// that a killed test leaves neither behind; cfg.DataDir is a
+// containerdtest.TempDir.
+func recordRuntime(tb testing.TB, cfg Config) {
+	tb.Helper()
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	containerdtest.Record(tb, containerd.Options{DataDir: filepath.Join(cfg.DataDir, "ctr"), Address: cfg.ContainerdSocket, Namespace: cfg.ContainerdNamespace},
+		&cni.Config{Name: "tugboat-" + cfg.ContainerdNamespace, Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, IPAMDir: filepath.Join(cfg.DataDir, "cni", "networks")})
+}
+
 func linkExists(name string) bool {
 	_, err := netlink.LinkByName(name)
 	return err == nil
@@ -189,11 +206,7 @@ func TestClusterKubectl(t *testing.T) {
 	testenv.Need(t, netproxy.EBPFAvailable(netproxy.Config{Cgroup: CgroupV2Root, ServiceCIDR: netip.MustParsePrefix("10.111.0.0/16")}) == nil, "the eBPF service proxy")
 
 	sfx := fmt.Sprintf("%04x", os.Getpid()&0xffff)
-	dir, err := os.MkdirTemp("", "tbcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := containerdtest.TempDir(t)
 	regAddr := "127.0.0.1:5000"
 	if ln, err := net.Listen("tcp", regAddr); err != nil {
 		regAddr = "127.0.0.1:0" // port 5000 taken: rewrite the manifests' image names
@@ -201,7 +214,7 @@ func TestClusterKubectl(t *testing.T) {
 		ln.Close()
 	}
 	tc := &testCluster{t: t, cfg: Config{
-		DataDir:             filepath.Join(dir, "d"),
+		DataDir:             dir,
 		NodeName:            "node-" + sfx,
 		ContainerdNamespace: "tbcl-" + sfx,
 		Bridge:              "tbcl" + sfx,
@@ -211,6 +224,7 @@ func TestClusterKubectl(t *testing.T) {
 		RegistryAddress:     regAddr,
 		ProxyMode:           netproxy.ModeEBPF,
 	}}
+	recordRuntime(t, tc.cfg)
 	t.Cleanup(tc.purgeAll)
 	ctx := t.Context()
 	tc.start(ctx)

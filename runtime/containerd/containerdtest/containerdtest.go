@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tugboatdev/tugboat/internal/testenv"
+	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
 	"github.com/tugboatdev/tugboat/runtime/images"
 )
@@ -119,7 +120,7 @@ func New(t testing.TB, opts containerd.Options) *containerd.Runtime {
 		opts.Logger = testLogger()
 	}
 	sweepOnce(t)
-	if err := record(opts); err != nil {
+	if _, err := record(opts, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -198,19 +199,86 @@ func checkNoLeftovers(t testing.TB, opts containerd.Options) {
 	}
 }
 
-// record adds the runtime opts describes to the marker of the TempDir
-// holding opts.DataDir, if there is one.
-func record(opts containerd.Options) error {
-	top, ok := markedParent(opts.DataDir)
-	if !ok {
-		return nil
+// Record records, in the marker of the [TempDir] that holds
+// opts.DataDir, a runtime that the test starts otherwise than through
+// [New]: through the code under test (a cluster of orchestrator/cluster, a
+// node process of orchestrator/agent/nodeproc) or in a child process (an
+// example's binary). If the test process is killed, the sweep of a later
+// test process tears the runtime down as it does those of New (see the
+// package documentation). Call Record before the runtime starts.
+//
+// opts are the runtime's [containerd.Options] as the code that starts it
+// fills them in; of them the sweep uses DataDir, Address, Namespace,
+// CgroupParent and Network, and empty Namespace and CgroupParent mean
+// [containerd.New]'s defaults ("tugboat", "/tugboat-<Namespace>").
+// network, when not nil, is the configuration of the runtime's CNI
+// network for code that makes the network itself (it replaces
+// opts.Network); the sweep destroys that network after the runtime.
+//
+// A child process that uses the runtime must name a path in the TempDir
+// on its command line or run in it: the sweep kills such processes before
+// it tears the runtimes down, so that nothing starts containers while
+// they go. Record fails the test if opts.DataDir is not below a TempDir.
+func Record(t testing.TB, opts containerd.Options, network *cni.Config) {
+	t.Helper()
+	if opts.Namespace == "" {
+		opts.Namespace = "tugboat"
 	}
-	rec := runtimeRecord{DataDir: opts.DataDir, Address: opts.Address, Namespace: opts.Namespace, CgroupParent: opts.CgroupParent}
-	if opts.Network != nil {
+	if opts.CgroupParent == "" {
+		opts.CgroupParent = "/tugboat-" + opts.Namespace
+	}
+	ok, err := record(opts, network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Fatalf("containerdtest: Record: %s is not below a TempDir", opts.DataDir)
+	}
+}
+
+// RecordCgroup records, in the marker of the [TempDir] that holds dir, a
+// cgroup that the test makes itself (a path below a hierarchy in
+// /sys/fs/cgroup, such as the cgroup v2 directory an eBPF program is
+// attached to), so that the sweep removes it, with the cgroups below it,
+// if the test process is killed; a cgroup that still holds processes
+// stays. Call it before making the cgroup. RecordCgroup fails the test if
+// dir is not below a TempDir or cgroup is no such path.
+func RecordCgroup(t testing.TB, dir, cgroup string) {
+	t.Helper()
+	if !validCgroup(cgroup) {
+		t.Fatalf("containerdtest: RecordCgroup: %q is no cgroup below a hierarchy of %s", cgroup, cgroupRoot)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, ok := markedParent(abs)
+	if !ok {
+		t.Fatalf("containerdtest: RecordCgroup: %s is not below a TempDir", dir)
+	}
+	if err := updateMarker(top, func(m *marker) { m.Cgroups = append(m.Cgroups, cgroup) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// record adds the runtime opts describes, with network or else
+// opts.Network's configuration, to the marker of the TempDir holding
+// opts.DataDir, if there is one; it reports whether there was.
+func record(opts containerd.Options, network *cni.Config) (bool, error) {
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return false, fmt.Errorf("containerdtest: %w", err)
+	}
+	top, ok := markedParent(dir)
+	if !ok {
+		return false, nil
+	}
+	rec := runtimeRecord{DataDir: dir, Address: opts.Address, Namespace: opts.Namespace, CgroupParent: opts.CgroupParent, Network: network}
+	if network == nil && opts.Network != nil {
 		cfg := opts.Network.Config()
 		rec.Network = &cfg
 	}
-	return updateMarker(top, func(m *marker) { m.Runtimes = append(m.Runtimes, rec) })
+	return true, updateMarker(top, func(m *marker) { m.Runtimes = append(m.Runtimes, rec) })
 }
 
 // markedParent returns the directory /tmp/tb* holding dir that has a

@@ -18,16 +18,22 @@
 // repair that, every directory made by [TempDir] holds a marker file
 // (containerdtest.json) that names its owner, the test process (its PID,
 // its start time, so that a reused PID does not pass for the owner, and
-// the boot), and the runtimes [New] started in it. The first [TempDir] or
-// [New] of a test process sweeps: every /tmp/tb* directory whose marker
-// names an owner that is no longer running is torn down with the
-// runtime's own teardown ([containerd.New] over the recorded data
-// directory and namespace, which adopts or restarts the private daemon,
-// then [containerd.Runtime.Destroy], and [cni.Network.Destroy] for a
-// recorded network), then the processes proven to belong to it are
-// killed (root-owned ones whose command line or working directory names a
-// path in it), the mounts below it are detached and the directory is
-// removed. A directory whose owner is alive (another test process,
+// the boot), and the runtimes [New] started in it. A runtime that the
+// test starts otherwise, through the code under test (a cluster, a node
+// process) or in a child process (an example's binary), is recorded with
+// [Record], and a cgroup the test makes itself with [RecordCgroup]. The
+// first [TempDir] or [New] of a test process sweeps: in
+// every /tmp/tb* directory whose marker names an owner that is no longer
+// running, the processes proven to belong to it (root-owned ones whose
+// command line or working directory names a path in it) that use a
+// runtime are killed (a child that runs a cluster would otherwise start
+// containers while they are removed), the recorded runtimes are torn down
+// with the runtime's own teardown ([containerd.New] over the recorded
+// data directory and namespace, which adopts or restarts the private
+// daemon, then [containerd.Runtime.Destroy], and [cni.Network.Destroy]
+// for a recorded network), then the remaining processes of the directory
+// (daemons, shims) are killed, the recorded cgroups are removed, the
+// mounts below it are detached and the directory is removed. A directory whose owner is alive (another test process,
 // possibly another developer's, running now) or that has no marker (made
 // by other code) is never touched. [Sweep] runs a sweep at once.
 //

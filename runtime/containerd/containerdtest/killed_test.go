@@ -34,57 +34,14 @@ const childEnv = "CONTAINERDTEST_KILLED_CHILD"
 // mounts and the data directory, the cgroups, runc's state, the bridge
 // and the IPAM and libcni files under /var/lib/cni.
 func TestSweepKilledTestProcess(t *testing.T) {
-	Need(t)
-	for _, p := range []string{"bridge", "host-local", "loopback"} {
-		_, err := os.Stat(filepath.Join(cni.DefaultPluginDir, p))
-		testenv.Need(t, err == nil, "CNI plugin "+p+" in "+cni.DefaultPluginDir+" (containernetworking-plugins)")
-	}
+	needKilledChild(t)
 	if os.Getenv(childEnv) != "" {
 		killedChild(t)
 		return
 	}
-	// The bridge plugin turns IP forwarding on; the killed test cannot
-	// restore it.
-	if forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err == nil {
-		t.Cleanup(func() { _ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", forward, 0o644) })
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSweepKilledTestProcess$", "-test.count=1")
-	child.Env = append(os.Environ(), childEnv+"=1")
-	child.Stderr = os.Stderr
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Whatever fails below, the child goes and its leftovers with it.
-	t.Cleanup(func() {
-		_ = child.Process.Kill()
-		_ = child.Wait()
-		Sweep(t)
-	})
-	var ready []string
-	var seen []string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if f, ok := strings.CutPrefix(sc.Text(), "CHILD-READY "); ok {
-			ready = strings.Fields(f)
-			break
-		}
-		seen = append(seen, sc.Text())
-	}
-	if len(ready) != 4 {
-		t.Fatalf("child did not start its pod: %q", seen)
-	}
+	ready := killChildWhenReady(t, "TestSweepKilledTestProcess", childEnv+"=1", 4)
 	dir, ns, cgroupParent, netName := ready[0], ready[1], ready[2], ready[3]
 	top := filepath.Dir(dir)
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = child.Wait()
 
 	// What the killed test left: the daemon and shim run, the run
 	// directory is mounted, the container runs in its cgroup.
@@ -98,6 +55,85 @@ func TestSweepKilledTestProcess(t *testing.T) {
 
 	Sweep(t)
 
+	checkSwept(t, top, ns, cgroupParent, netName, bridge)
+}
+
+// needKilledChild requires what the killed children of the tests below
+// need: a real runtime and the CNI plugins.
+func needKilledChild(t *testing.T) {
+	t.Helper()
+	Need(t)
+	for _, p := range []string{"bridge", "host-local", "loopback"} {
+		_, err := os.Stat(filepath.Join(cni.DefaultPluginDir, p))
+		testenv.Need(t, err == nil, "CNI plugin "+p+" in "+cni.DefaultPluginDir+" (containernetworking-plugins)")
+	}
+}
+
+// killChildWhenReady runs the test name of this binary as a child process
+// with the environment variable env, waits for its line "CHILD-READY"
+// with n fields, kills it with SIGKILL so that none of its cleanups run,
+// and returns the fields. Whatever fails, the child goes at the end of the
+// test and a sweep removes what it left.
+func killChildWhenReady(t *testing.T, name, env string, n int) []string {
+	t.Helper()
+	// The bridge plugin turns IP forwarding on; the killed test cannot
+	// restore it.
+	if forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err == nil {
+		t.Cleanup(func() { _ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", forward, 0o644) })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	child, sc := startSelf(t, ctx, name, env, "")
+	// Whatever fails below, the child goes and its leftovers with it.
+	t.Cleanup(func() {
+		_ = child.Process.Kill()
+		_ = child.Wait()
+		Sweep(t)
+	})
+	var ready []string
+	var seen []string
+	for sc.Scan() {
+		if f, ok := strings.CutPrefix(sc.Text(), "CHILD-READY "); ok {
+			ready = strings.Fields(f)
+			break
+		}
+		seen = append(seen, sc.Text())
+	}
+	if len(ready) != n {
+		t.Fatalf("child did not start its pod: %q", seen)
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	return ready
+}
+
+// startSelf starts this test binary again, as a child process that runs
+// the test name with the environment variable env (in the working
+// directory dir, when not empty), and returns it with a scanner of its
+// standard output.
+func startSelf(t *testing.T, ctx context.Context, name, env, dir string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
+	child.Dir = dir
+	child.Env = append(os.Environ(), env)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return child, bufio.NewScanner(out)
+}
+
+// checkSwept checks that nothing is left of the directory top, whose
+// runtime had the namespace ns and cgroupParent and the network netName
+// on bridge.
+func checkSwept(t *testing.T, top, ns, cgroupParent, netName, bridge string) {
+	t.Helper()
 	if _, err := os.Stat(top); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s not removed (stat: %v)", top, err)
 	}

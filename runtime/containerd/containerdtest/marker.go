@@ -25,6 +25,9 @@ type marker struct {
 	// Runtimes are the runtimes New started over data directories in
 	// the directory, in order.
 	Runtimes []runtimeRecord `json:"runtimes,omitempty"`
+	// Cgroups are the cgroup directories RecordCgroup recorded, in
+	// order.
+	Cgroups []string `json:"cgroups,omitempty"`
 }
 
 // owner identifies a process across PID reuse and reboots.
@@ -137,7 +140,22 @@ func parseMarker(b []byte) (*marker, error) {
 			return nil, fmt.Errorf("containerdtest: marker: runtime %q in %q is incomplete", r.Namespace, r.DataDir)
 		}
 	}
+	for _, c := range m.Cgroups {
+		if !validCgroup(c) {
+			return nil, fmt.Errorf("containerdtest: marker: %q is no cgroup below a hierarchy", c)
+		}
+	}
 	return &m, nil
+}
+
+// cgroupRoot is where the cgroup hierarchies are mounted.
+const cgroupRoot = "/sys/fs/cgroup/"
+
+// validCgroup reports whether p is a clean path of a cgroup below a
+// hierarchy's root (/sys/fs/cgroup/<hierarchy>/<cgroup>...), never a root.
+func validCgroup(p string) bool {
+	rel, ok := strings.CutPrefix(p, cgroupRoot)
+	return ok && p == filepath.Clean(p) && strings.Contains(rel, "/")
 }
 
 func readMarker(dir string) (*marker, error) {

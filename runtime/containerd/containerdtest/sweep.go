@@ -101,6 +101,14 @@ func sweepDir(ctx context.Context, logf func(string, ...any), dir string) error 
 	}
 	logf("containerdtest: sweeping %s, left by dead test process %d", dir, m.PID)
 	var errs []error
+	// The processes that use the runtimes go first (a cluster's or a
+	// node's program the test ran as a child): left running, they would
+	// start containers while the runtimes are torn down.
+	users, err := killProcessesOf(dir, isRuntimeUser)
+	errs = append(errs, err)
+	for _, p := range users {
+		logf("containerdtest: killed process %s of %s", p, dir)
+	}
 	teardown := func() (failed bool) {
 		for _, rec := range slices.Backward(m.Runtimes) {
 			if err := teardownRuntime(ctx, logf, rec); err != nil {
@@ -111,7 +119,7 @@ func sweepDir(ctx context.Context, logf func(string, ...any), dir string) error 
 		return failed
 	}
 	failed := teardown()
-	killed, err := killProcessesOf(dir)
+	killed, err := killProcessesOf(dir, anyProcess)
 	errs = append(errs, err)
 	for _, p := range killed {
 		logf("containerdtest: killed process %s of %s", p, dir)
@@ -121,7 +129,7 @@ func sweepDir(ctx context.Context, logf func(string, ...any), dir string) error 
 	// shims (runc delete ends their containers), and Destroy can finish.
 	if failed && len(killed) > 0 {
 		failed = teardown()
-		more, err := killProcessesOf(dir)
+		more, err := killProcessesOf(dir, anyProcess)
 		errs = append(errs, err)
 		for _, p := range more {
 			logf("containerdtest: killed process %s of %s", p, dir)
@@ -129,6 +137,13 @@ func sweepDir(ctx context.Context, logf func(string, ...any), dir string) error 
 	}
 	if failed {
 		errs = append(errs, errors.New("containerdtest: runtime teardown failed (see above)"))
+	}
+	for _, cg := range slices.Backward(m.Cgroups) {
+		if err := removeCgroup(cg); err != nil {
+			errs = append(errs, err)
+		} else {
+			logf("containerdtest: removed cgroup %s", cg)
+		}
 	}
 	if pts, err := mountsUnder(dir); err == nil && len(pts) > 0 {
 		logf("containerdtest: unmounting %s", strings.Join(pts, " "))
@@ -188,10 +203,35 @@ func teardownRuntime(ctx context.Context, logf func(string, ...any), rec runtime
 	return errors.Join(errs...)
 }
 
+// removeCgroup removes the cgroup directory cg and those below it,
+// deepest first; one that holds processes stays, with an error.
+func removeCgroup(cg string) error {
+	var dirs []string
+	err := filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil // gone already
+		case err != nil:
+			return err
+		case d.IsDir():
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	var errs []error
+	for _, d := range slices.Backward(dirs) {
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("containerdtest: remove cgroup %s: %w", d, err))
+		}
+	}
+	return errors.Join(append(errs, err)...)
+}
+
 // killProcessesOf kills (SIGKILL) the root-owned processes whose command
 // line names dir or a path below it, or whose working directory is in
-// it, and waits for them to end. It returns them as "pid (command)".
-func killProcessesOf(dir string) ([]string, error) {
+// it, and for whose command line which holds, and waits for them to end.
+// It returns them as "pid (command)".
+func killProcessesOf(dir string, which func(args []string) bool) ([]string, error) {
 	var killed []string
 	var fds []int
 	defer func() {
@@ -206,8 +246,8 @@ func killProcessesOf(dir string) ([]string, error) {
 		if err != nil {
 			continue
 		}
-		cmd, ok := belongsTo(pid, dir)
-		if !ok {
+		args, ok := belongsTo(pid, dir)
+		if !ok || !which(args) {
 			unix.Close(fd)
 			continue
 		}
@@ -216,7 +256,7 @@ func killProcessesOf(dir string) ([]string, error) {
 			continue
 		}
 		fds = append(fds, fd)
-		killed = append(killed, fmt.Sprintf("%d (%s)", pid, cmd))
+		killed = append(killed, fmt.Sprintf("%d (%s)", pid, strings.Join(args, " ")))
 	}
 	// A pidfd becomes readable when its process has exited.
 	deadline := time.Now().Add(10 * time.Second)
@@ -246,8 +286,8 @@ func processesOf(dir string) map[int]string {
 		if err != nil || pid == os.Getpid() || pid == 1 {
 			continue
 		}
-		if cmd, ok := belongsTo(pid, dir); ok {
-			out[pid] = cmd
+		if args, ok := belongsTo(pid, dir); ok {
+			out[pid] = strings.Join(args, " ")
 		}
 	}
 	return out
@@ -255,23 +295,40 @@ func processesOf(dir string) map[int]string {
 
 // belongsTo reports whether process pid is root's and names dir in its
 // command line or runs in it, and returns its command line.
-func belongsTo(pid int, dir string) (string, bool) {
+func belongsTo(pid int, dir string) ([]string, bool) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(fmt.Sprintf("/proc/%d", pid), &st); err != nil || st.Uid != 0 {
-		return "", false
+		return nil, false
 	}
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	cmd := strings.Join(args, " ")
 	if slices.ContainsFunc(args, func(a string) bool { return namesPathIn(a, dir) }) {
-		return cmd, true
+		return args, true
 	}
 	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
 	if err != nil {
-		return "", false
+		return nil, false
 	}
 	cwd = strings.TrimSuffix(cwd, " (deleted)")
-	return cmd, cwd == dir || strings.HasPrefix(cwd, dir+"/")
+	return args, cwd == dir || strings.HasPrefix(cwd, dir+"/")
+}
+
+// anyProcess selects every process for killProcessesOf.
+func anyProcess([]string) bool { return true }
+
+// isRuntimeUser reports whether a process with the command line args uses
+// a runtime rather than being part of it: anything but a containerd
+// daemon, a shim, runc and a pod's pause process, which the runtime's
+// teardown ends itself.
+func isRuntimeUser(args []string) bool {
+	if len(args) == 0 {
+		return true
+	}
+	switch base := filepath.Base(args[0]); {
+	case base == "containerd", strings.HasPrefix(base, "containerd-shim"), base == "runc", base == "pause":
+		return false
+	}
+	return true
 }
 
 // namesPathIn reports whether a command-line argument names dir or a

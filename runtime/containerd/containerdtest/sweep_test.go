@@ -248,6 +248,11 @@ func TestParseMarker(t *testing.T) {
 		{"relative data dir", `{"pid":7,"runtimes":[{"dataDir":"d","namespace":"n"}]}`, false},
 		{"no namespace", `{"pid":7,"runtimes":[{"dataDir":"/d"}]}`, false},
 		{"truncated", `{"pid":7,"sta`, false},
+		{"with cgroups", `{"pid":7,"cgroups":["/sys/fs/cgroup/unified/tbx","/sys/fs/cgroup/pids/a/b"]}`, true},
+		{"cgroup root", `{"pid":7,"cgroups":["/sys/fs/cgroup/unified"]}`, false},
+		{"cgroup outside", `{"pid":7,"cgroups":["/tmp/x/y"]}`, false},
+		{"cgroup unclean", `{"pid":7,"cgroups":["/sys/fs/cgroup/unified/../../../etc"]}`, false},
+		{"cgroup trailing slash", `{"pid":7,"cgroups":["/sys/fs/cgroup/unified/"]}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseMarker([]byte(tc.in))
@@ -271,6 +276,7 @@ func FuzzParseStat(f *testing.F) {
 
 func FuzzParseMarker(f *testing.F) {
 	f.Add([]byte(`{"pid":7,"start":9,"boot":"b","runtimes":[{"dataDir":"/tmp/tb1/d","namespace":"n","cgroupParent":"/t","network":{"Name":"x","Bridge":"br","PodCIDR":"10.0.0.0/24"}}]}`))
+	f.Add([]byte(`{"pid":7,"cgroups":["/sys/fs/cgroup/unified/tbx/c"]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := parseMarker(b)
 		if err != nil {
@@ -282,6 +288,11 @@ func FuzzParseMarker(f *testing.F) {
 		for _, r := range m.Runtimes {
 			if !filepath.IsAbs(r.DataDir) || r.Namespace == "" {
 				t.Errorf("accepted incomplete runtime %+v", r)
+			}
+		}
+		for _, c := range m.Cgroups {
+			if rel, ok := strings.CutPrefix(c, "/sys/fs/cgroup/"); !ok || filepath.Clean(c) != c || !strings.Contains(rel, "/") {
+				t.Errorf("accepted cgroup %q", c)
 			}
 		}
 	})

@@ -24,10 +24,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/orchestrator/apiserver"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+	"github.com/tugboatdev/tugboat/runtime/containerd/containerdtest"
 	"github.com/tugboatdev/tugboat/runtime/images"
 	"github.com/tugboatdev/tugboat/store"
 )
@@ -181,16 +181,10 @@ func BenchmarkAgentAlone110PodsContainerd(b *testing.B) {
 	}
 	_, err := os.Stat(images.BusyboxPath)
 	testenv.Need(b, err == nil, "static busybox at "+images.BusyboxPath+" (busybox-static)")
-	dir, err := os.MkdirTemp("/tmp", "tbn")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		unmountUnder(dir)
-		if err := os.RemoveAll(dir); err != nil {
-			b.Errorf("remove %s: %v", dir, err)
-		}
-	})
+	// If the benchmark process is killed, the next test process's sweep
+	// kills the node process (it runs from dir; see benchAgentAlone for
+	// the record of its runtime) and removes what it left.
+	dir := containerdtest.TempDir(b)
 	bin := filepath.Join(dir, "nodeagent")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
@@ -257,6 +251,7 @@ func benchAgentAlone(b *testing.B, dir, bin, imgDir string, n int, settle time.D
 	rb := make([]byte, 4)
 	_, _ = rand.Read(rb)
 	node := "alone-" + hex.EncodeToString(rb)
+	containerdtest.Record(b, containerd.Options{DataDir: filepath.Join(dir, "node", "ctr"), Namespace: node}, nil)
 	addrFile := filepath.Join(dir, "debug-addr")
 	_ = os.Remove(addrFile)
 	logFile, err := os.Create(filepath.Join(dir, "node.log"))
@@ -445,25 +440,6 @@ func deleteAll(b *testing.B, ctx context.Context, s store.Interface) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.Errorf("pods still present after 6 minutes")
-}
-
-// unmountUnder detaches every mount point below dir (deepest first), so
-// that the directory can be removed.
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-	}
 }
 
 func isNodeReady(n *corev1.Node) bool {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
@@ -17,6 +16,8 @@ import (
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/orchestrator/agent"
 	"github.com/tugboatdev/tugboat/orchestrator/agent/nodeproc"
+	"github.com/tugboatdev/tugboat/runtime/containerd"
+	"github.com/tugboatdev/tugboat/runtime/containerd/containerdtest"
 	"github.com/tugboatdev/tugboat/store"
 )
 
@@ -30,27 +31,21 @@ func TestNodeprocRunContainerd(t *testing.T) {
 	for _, c := range []string{"containerd", "runc", "containerd-shim-runc-v2"} {
 		testenv.NeedCommand(t, c)
 	}
-	dir, err := os.MkdirTemp("/tmp", "tbnp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		unmountUnder(dir)
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("remove %s: %v", dir, err)
-		}
-	})
+	dir := containerdtest.TempDir(t)
 	_, kc := startAPIServer(t, dir)
 
 	rb := make([]byte, 4)
 	_, _ = rand.Read(rb)
 	node := "np-" + hex.EncodeToString(rb)
+	// nodeproc.Run's runtime: if the test process is killed, the next
+	// one's sweep removes it.
+	containerdtest.Record(t, containerd.Options{DataDir: filepath.Join(dir, "node", "ctr"), Namespace: node}, nil)
 	const limit = 96 << 20
 	before := debug.SetMemoryLimit(-1)
 	boom := errors.New("component failed")
 	var daemonPID int
 	var limitInRun int64
-	err = nodeproc.Run(context.Background(), nodeproc.Config{
+	err := nodeproc.Run(context.Background(), nodeproc.Config{
 		Kubeconfig:  kc,
 		DataDir:     filepath.Join(dir, "node"),
 		Agent:       agent.Config{NodeName: node, NodeIP: "127.0.0.1"},
