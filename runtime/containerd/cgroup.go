@@ -9,8 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/runtime"
 )
 
@@ -178,24 +177,9 @@ func removeCgroupTree(p string) error {
 		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
 			continue
 		}
-		if err := rmdirTree(dir); err != nil {
+		if err := hostfs.RemoveDirTree(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dir, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func rmdirTree(dir string) error {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if e.IsDir() {
-			if err := rmdirTree(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
-		return err
-	}
-	return nil
 }

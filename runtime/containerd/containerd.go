@@ -25,6 +25,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/internal/eventhub"
@@ -349,7 +350,7 @@ func (r *Runtime) Destroy(ctx context.Context) error {
 	_ = os.Remove(filepath.Join("/run/containerd/runc", r.ns))
 	if r.daemon != nil {
 		killOrphanShims(r.daemon.address)
-		errs = append(errs, unmountUnder(r.opts.DataDir))
+		errs = append(errs, hostfs.UnmountUnder(r.opts.DataDir))
 		if err := os.RemoveAll(r.opts.DataDir); err != nil {
 			errs = append(errs, fmt.Errorf("containerd: %w", err))
 		}
@@ -357,7 +358,7 @@ func (r *Runtime) Destroy(ctx context.Context) error {
 		// A shared containerd: remove only what the runtime keeps.
 		for _, sub := range []string{runSubdir, "sandboxes", "netns", "ipcns", "fifo", "pods", "bin"} {
 			dir := filepath.Join(r.opts.DataDir, sub)
-			errs = append(errs, unmountUnder(dir))
+			errs = append(errs, hostfs.UnmountUnder(dir))
 			if err := os.RemoveAll(dir); err != nil {
 				errs = append(errs, fmt.Errorf("containerd: %w", err))
 			}

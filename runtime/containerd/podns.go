@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/runtime/internal/pause"
 )
@@ -148,7 +147,7 @@ func (r *Runtime) startPause(s *sandbox) error {
 	// Reap it when it is killed (after a restart of the runtime it is no
 	// longer our child and init reaps it).
 	go func() { _ = cmd.Wait() }()
-	start, _, err := procStartTime(pid)
+	start, _, err := hostfs.ProcStart(pid)
 	if err != nil {
 		_ = cmd.Process.Kill()
 		return fmt.Errorf("start pause: %w", err)
@@ -164,44 +163,8 @@ func (r *Runtime) startPause(s *sandbox) error {
 	return nil
 }
 
-// procStartTime reads a process's start time (clock ticks after boot),
-// which tells it apart from a later process that reuses its PID, and
-// reports whether it has exited (a zombie).
-func procStartTime(pid int) (start uint64, zombie bool, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false, err
-	}
-	return parseProcStat(b)
-}
-
-// parseProcStat reads the state and start time from /proc/<pid>/stat.
-func parseProcStat(b []byte) (start uint64, zombie bool, err error) {
-	// The command name (field 2) may hold spaces and parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false, errors.New("malformed /proc/<pid>/stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// After the name: state is field 3, starttime field 22.
-	if len(f) < 20 {
-		return 0, false, errors.New("malformed /proc/<pid>/stat")
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64)
-	return start, f[0] == "Z" || f[0] == "X", err
-}
-
 // pauseAlive reports whether the sandbox's pause process still runs.
-func (s *sandbox) pauseAlive() bool { return processAlive(s.PausePID, s.PauseStart) }
-
-// processAlive reports whether the process pid, started at start, runs.
-func processAlive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	st, zombie, err := procStartTime(pid)
-	return err == nil && !zombie && st == start
-}
+func (s *sandbox) pauseAlive() bool { return hostfs.ProcessAlive(s.PausePID, s.PauseStart) }
 
 // pidNSPath is the PID namespace the sandbox's containers join.
 func (s *sandbox) pidNSPath() string { return fmt.Sprintf("/proc/%d/ns/pid", s.PausePID) }
@@ -219,11 +182,11 @@ func (r *Runtime) stopPause(s *sandbox) {
 // killProcess kills the process pid, started at start, and waits, briefly,
 // until it has exited, so that its cgroup can be removed.
 func killProcess(pid int, start uint64) {
-	if !processAlive(pid, start) {
+	if !hostfs.ProcessAlive(pid, start) {
 		return
 	}
 	_ = unix.Kill(pid, unix.SIGKILL)
-	for i := 0; i < 500 && processAlive(pid, start); i++ {
+	for i := 0; i < 500 && hostfs.ProcessAlive(pid, start); i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 }

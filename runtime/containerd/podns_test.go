@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/runtime"
 	"github.com/tugboatdev/tugboat/runtime/images"
 )
@@ -49,7 +50,7 @@ func TestSharedProcessNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pausePID)); err == nil {
-		if st, zombie, _ := procStartTime(pausePID); st == s.PauseStart && st != 0 && !zombie {
+		if st, zombie, _ := hostfs.ProcStart(pausePID); st == s.PauseStart && st != 0 && !zombie {
 			t.Errorf("pause process %d still runs after StopPodSandbox", pausePID)
 		}
 	}
@@ -154,32 +155,6 @@ func TestHostNamespaces(t *testing.T) {
 	if got, _ := execOut(t, r, ids[0], "cat", "/proc/"+strconv.Itoa(os.Getpid())+"/cmdline"); !strings.Contains(got, filepath.Base(os.Args[0])) {
 		t.Errorf("hostPID container does not see the test process %d: %q", os.Getpid(), got)
 	}
-}
-
-func TestParseProcStat(t *testing.T) {
-	for _, tc := range []struct {
-		in     string
-		start  uint64
-		zombie bool
-		ok     bool
-	}{
-		{"42 (pause) S 1 42 42 0 -1 4194560 50 0 0 0 0 0 0 0 20 0 1 0 12345 1000 0 18446744073709551615", 12345, false, true},
-		{"42 (a) (b) Z 1 42 42 0 -1 4194560 50 0 0 0 0 0 0 0 20 0 1 0 777 0 0", 777, true, true},
-		{"42 (pause S 1", 0, false, false},
-		{"", 0, false, false},
-	} {
-		start, zombie, err := parseProcStat([]byte(tc.in))
-		if (err == nil) != tc.ok || (tc.ok && (start != tc.start || zombie != tc.zombie)) {
-			t.Errorf("parseProcStat(%q) = %d, %v, %v", tc.in, start, zombie, err)
-		}
-	}
-}
-
-func FuzzParseProcStat(f *testing.F) {
-	f.Add([]byte("42 (pause) S 1 42 42 0 -1 4194560 50 0 0 0 0 0 0 0 20 0 1 0 12345 1000 0"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _, _ = parseProcStat(b) // must not panic
-	})
 }
 
 // importShmget builds a static Go program that creates a System V shared

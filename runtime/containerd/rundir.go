@@ -10,6 +10,8 @@ import (
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 )
 
 // The run directory (DataDir/run) holds the runtime's per-boot state on a
@@ -48,7 +50,7 @@ func mountRunDir(dir string) (bool, error) {
 // unmountRunDir detaches the run directory's tmpfs and what is mounted
 // below it.
 func unmountRunDir(dir string) error {
-	if err := unmountUnder(dir); err != nil {
+	if err := hostfs.UnmountUnder(dir); err != nil {
 		return err
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -1,7 +1,6 @@
 package containerd
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/containerd/platforms"
 	"golang.org/x/sys/unix"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/runtime"
 )
 
@@ -30,35 +30,6 @@ func isNotFound(err error) bool { return errors.Is(err, runtime.ErrNotFound) }
 // pods and containers, with the pod and QoS cgroups below it, from every
 // hierarchy.
 func removeCgroupParent(parent string) error { return removeCgroupTree(parent) }
-
-// unmountUnder detaches every mount below dir, deepest first.
-func unmountUnder(dir string) error {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return fmt.Errorf("containerd: %w", err)
-	}
-	defer f.Close()
-	var points []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		p := fields[4]
-		if p == dir || strings.HasPrefix(p, dir+"/") {
-			points = append(points, p)
-		}
-	}
-	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
-	var errs []error
-	for _, p := range points {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("containerd: unmount %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // readopt loads persisted sandboxes and re-attaches to running containers:
 // their output goes to their log files again and their exits are watched.
@@ -153,7 +124,7 @@ func killOrphanShims(address string) {
 // processStartTime is when process pid started (its start time in clock
 // ticks after boot, on top of the boot time of /proc/stat).
 func processStartTime(pid int) (time.Time, error) {
-	ticks, _, err := procStartTime(pid)
+	ticks, _, err := hostfs.ProcStart(pid)
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
@@ -173,7 +174,7 @@ func checkNoLeftovers(t testing.TB, opts containerd.Options) {
 			t.Errorf("data dir %s left behind", dir)
 		}
 	}
-	if pts, err := mountsUnder(dir); err != nil || len(pts) > 0 {
+	if pts, err := hostfs.MountsUnder(dir); err != nil || len(pts) > 0 {
 		t.Errorf("mounts under %s left behind: %v %v", dir, pts, err)
 	}
 	for _, ctl := range []string{"memory", "cpu", "pids", "unified", "systemd"} {
@@ -316,7 +317,7 @@ func randHex(n int) string {
 // removeDir detaches the mounts below dir (deepest first) and removes it.
 func removeDir(dir string) error {
 	var errs []error
-	if err := unmountUnder(dir); err != nil {
+	if err := hostfs.UnmountUnder(dir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, os.ErrNotExist) {

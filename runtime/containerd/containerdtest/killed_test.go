@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
@@ -48,7 +49,7 @@ func TestSweepKilledTestProcess(t *testing.T) {
 	if pids := processesOf(top); len(pids) < 2 {
 		t.Errorf("after the kill: processes of %s = %v, want the daemon and a shim", top, pids)
 	}
-	if pts, _ := mountsUnder(top); len(pts) == 0 {
+	if pts, _ := hostfs.MountsUnder(top); len(pts) == 0 {
 		t.Error("after the kill: no mounts left, want the run directory's tmpfs at least")
 	}
 	bridge := readMarkerNetwork(t, top)
@@ -140,7 +141,7 @@ func checkSwept(t *testing.T, top, ns, cgroupParent, netName, bridge string) {
 	if pids := processesOf(top); len(pids) > 0 {
 		t.Errorf("processes of %s still run: %v", top, pids)
 	}
-	if pts, err := mountsUnder(top); err != nil || len(pts) > 0 {
+	if pts, err := hostfs.MountsUnder(top); err != nil || len(pts) > 0 {
 		t.Errorf("mounts left: %v %v", pts, err)
 	}
 	hs, _ := filepath.Glob("/sys/fs/cgroup/*")

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 )
 
@@ -51,19 +51,15 @@ type runtimeRecord struct {
 
 // ownerOf returns the identity of the running process pid.
 func ownerOf(pid int) (owner, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	start, _, err := hostfs.ProcStart(pid)
 	if err != nil {
 		return owner{}, fmt.Errorf("containerdtest: %w", err)
-	}
-	st, err := parseStat(b)
-	if err != nil {
-		return owner{}, fmt.Errorf("containerdtest: process %d: %w", pid, err)
 	}
 	boot, err := bootID()
 	if err != nil {
 		return owner{}, err
 	}
-	return owner{PID: pid, Start: st.start, Boot: boot}, nil
+	return owner{PID: pid, Start: start, Boot: boot}, nil
 }
 
 // alive reports whether o still runs: a process with o's PID and start
@@ -76,18 +72,14 @@ func (o owner) alive() (bool, error) {
 	if o.PID <= 0 || o.Boot != boot {
 		return false, nil
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", o.PID))
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+	start, zombie, err := hostfs.ProcStart(o.PID)
+	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("containerdtest: %w", err)
 	}
-	st, err := parseStat(b)
-	if err != nil {
-		return false, fmt.Errorf("containerdtest: process %d: %w", o.PID, err)
-	}
-	return st.start == o.Start && st.state != 'Z' && st.state != 'X', nil
+	return start == o.Start && !zombie, nil
 }
 
 func bootID() (string, error) {
@@ -96,32 +88,6 @@ func bootID() (string, error) {
 		return "", fmt.Errorf("containerdtest: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-// procStat holds the fields of /proc/<pid>/stat the package uses.
-type procStat struct {
-	state byte
-	start uint64
-}
-
-// parseStat parses the content of /proc/<pid>/stat. The command (field 2)
-// is in parentheses and may itself contain spaces and parentheses, so the
-// fields are counted after its last ')'.
-func parseStat(b []byte) (procStat, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, errors.New("malformed stat: no command")
-	}
-	// Fields 3 (state) onwards.
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, errors.New("malformed stat: too few fields")
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("malformed stat: start time: %w", err)
-	}
-	return procStat{state: f[0][0], start: start}, nil
 }
 
 // parseMarker decodes a marker file strictly.

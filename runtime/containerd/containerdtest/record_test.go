@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/internal/testenv"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
@@ -196,7 +197,7 @@ func TestSweepRecordedCgroup(t *testing.T) {
 	testenv.Need(t, err == nil, "cgroup v2 at "+cgroupRoot+"unified")
 	base := cgroupRoot + "unified/tbcgtest-" + randHex(4)
 	t.Cleanup(func() {
-		if err := removeCgroup(base); err != nil {
+		if err := hostfs.RemoveDirTree(base); err != nil {
 			t.Error(err)
 		}
 	})

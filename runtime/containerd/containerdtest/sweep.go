@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/runtime/cni"
 	"github.com/tugboatdev/tugboat/runtime/containerd"
 )
@@ -139,13 +138,13 @@ func sweepDir(ctx context.Context, logf func(string, ...any), dir string) error 
 		errs = append(errs, errors.New("containerdtest: runtime teardown failed (see above)"))
 	}
 	for _, cg := range slices.Backward(m.Cgroups) {
-		if err := removeCgroup(cg); err != nil {
+		if err := hostfs.RemoveDirTree(cg); err != nil {
 			errs = append(errs, err)
 		} else {
 			logf("containerdtest: removed cgroup %s", cg)
 		}
 	}
-	if pts, err := mountsUnder(dir); err == nil && len(pts) > 0 {
+	if pts, err := hostfs.MountsUnder(dir); err == nil && len(pts) > 0 {
 		logf("containerdtest: unmounting %s", strings.Join(pts, " "))
 	}
 	if err := removeDir(dir); err != nil {
@@ -201,30 +200,6 @@ func teardownRuntime(ctx context.Context, logf func(string, ...any), rec runtime
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// removeCgroup removes the cgroup directory cg and those below it,
-// deepest first; one that holds processes stays, with an error.
-func removeCgroup(cg string) error {
-	var dirs []string
-	err := filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return nil // gone already
-		case err != nil:
-			return err
-		case d.IsDir():
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	var errs []error
-	for _, d := range slices.Backward(dirs) {
-		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("containerdtest: remove cgroup %s: %w", d, err))
-		}
-	}
-	return errors.Join(append(errs, err)...)
 }
 
 // killProcessesOf kills (SIGKILL) the root-owned processes whose command
@@ -335,25 +310,4 @@ func isRuntimeUser(args []string) bool {
 // path below it (also as part of an argument, such as --config=dir/x).
 func namesPathIn(arg, dir string) bool {
 	return strings.Contains(arg, dir+"/") || arg == dir || strings.HasSuffix(arg, "="+dir)
-}
-
-// mountsUnder lists the mount points at or below dir.
-func mountsUnder(dir string) ([]string, error) {
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil, fmt.Errorf("containerdtest: %w", err)
-	}
-	var pts []string
-	for _, m := range ms {
-		pts = append(pts, m.Mountpoint)
-	}
-	return pts, nil
-}
-
-// unmountUnder detaches every mount at or below dir, deepest first.
-func unmountUnder(dir string) error {
-	if err := mount.UnmountRecursive(dir, unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("containerdtest: unmount %s: %w", dir, err)
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tugboatdev/tugboat/internal/hostfs"
 	"github.com/tugboatdev/tugboat/internal/testenv"
 )
 
@@ -141,7 +142,7 @@ func TestSweep(t *testing.T) {
 			Sweep(t)
 
 			_, err := os.Stat(f.dir)
-			pts, merr := mountsUnder(f.dir)
+			pts, merr := hostfs.MountsUnder(f.dir)
 			if merr != nil {
 				t.Fatal(merr)
 			}
@@ -208,33 +209,6 @@ func TestTempDirMarker(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	tail := " 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 20 21\n"
-	for _, tc := range []struct {
-		name, in  string
-		state     byte
-		start     uint64
-		wantError bool
-	}{
-		{"plain", "123 (sleep) S" + tail, 'S', 4242, false},
-		{"command with spaces and parens", "123 (a) b (c)) Z" + tail, 'Z', 4242, false},
-		{"no command", "123 sleep S" + tail, 0, 0, true},
-		{"too short", "123 (sleep) S 1 2 3", 0, 0, true},
-		{"bad start", "123 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 -1 20", 0, 0, true},
-		{"long state", "123 (x) SS" + tail, 0, 0, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			st, err := parseStat([]byte(tc.in))
-			if (err != nil) != tc.wantError {
-				t.Fatalf("err = %v, want error %v", err, tc.wantError)
-			}
-			if err == nil && (st.state != tc.state || st.start != tc.start) {
-				t.Errorf("got state %c start %d, want %c %d", st.state, st.start, tc.state, tc.start)
-			}
-		})
-	}
-}
-
 func TestParseMarker(t *testing.T) {
 	for _, tc := range []struct {
 		name, in string
@@ -261,17 +235,6 @@ func TestParseMarker(t *testing.T) {
 			}
 		})
 	}
-}
-
-func FuzzParseStat(f *testing.F) {
-	f.Add([]byte("123 (sleep) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 20 21\n"))
-	f.Add([]byte("1 ((x)) R"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := parseStat(b)
-		if err == nil && st.state == 0 {
-			t.Errorf("parsed %q without a state", b)
-		}
-	})
 }
 
 func FuzzParseMarker(f *testing.F) {
