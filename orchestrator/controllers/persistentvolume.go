@@ -463,6 +463,29 @@ func pvcCondition(pvc *corev1.PersistentVolumeClaim, t corev1.PersistentVolumeCl
 	return nil
 }
 
+// resizeDone clears what a resize left on a claim that has the capacity it
+// requests: the Resizing or FileSystemResizePending condition and the
+// resize status. A finished resize has none; one is left only when a
+// resize was started from a stale copy of the claim.
+func (r *PersistentVolume) resizeDone(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
+	if pvcCondition(pvc, corev1.PersistentVolumeClaimResizing) == nil && pvcCondition(pvc, corev1.PersistentVolumeClaimFileSystemResizePending) == nil &&
+		pvc.Status.AllocatedResourceStatuses == nil {
+		return nil
+	}
+	_, err := writeRetry(ctx, r.cfg.Store, pvc, true, func(up *corev1.PersistentVolumeClaim) {
+		want := up.Spec.Resources.Requests[corev1.ResourceStorage]
+		if c, ok := up.Status.Capacity[corev1.ResourceStorage]; !ok || want.Cmp(c) > 0 {
+			return // a new resize was requested meanwhile
+		}
+		up.Status.AllocatedResourceStatuses = nil
+		setPVCConditions(&up.Status, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("pvc %s/%s: finish resize: %w", pvc.Namespace, pvc.Name, err)
+	}
+	return nil
+}
+
 // setPVCConditions replaces the resize conditions of a claim by c (none when nil).
 func setPVCConditions(st *corev1.PersistentVolumeClaimStatus, c *corev1.PersistentVolumeClaimCondition) {
 	var out []corev1.PersistentVolumeClaimCondition
@@ -486,8 +509,11 @@ func setPVCConditions(st *corev1.PersistentVolumeClaimStatus, c *corev1.Persiste
 func (r *PersistentVolume) expand(ctx context.Context, pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume) error {
 	want := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
 	have, ok := pvc.Status.Capacity[corev1.ResourceStorage]
-	if !ok || want.Cmp(have) <= 0 {
+	if !ok {
 		return nil
+	}
+	if want.Cmp(have) <= 0 {
+		return r.resizeDone(ctx, pvc)
 	}
 	if c := pvcCondition(pvc, corev1.PersistentVolumeClaimFileSystemResizePending); c != nil && c.Status == corev1.ConditionTrue {
 		if alloc, ok := pvc.Status.AllocatedResources[corev1.ResourceStorage]; ok && alloc.Cmp(want) == 0 {
@@ -501,7 +527,18 @@ func (r *PersistentVolume) expand(ctx context.Context, pvc *corev1.PersistentVol
 	}
 	now := metav1.NewTime(r.cfg.Clock.Now())
 	// The resize begins.
+	// The writes below may be retried on the claim as it is then (a
+	// conflict): one that finds the claim grown already leaves it alone,
+	// so that a resize decided on a stale copy cannot mark a finished one
+	// as in progress again.
+	grown := func(up *corev1.PersistentVolumeClaim) bool {
+		c, ok := up.Status.Capacity[corev1.ResourceStorage]
+		return ok && want.Cmp(c) <= 0
+	}
 	started, err := writeRetry(ctx, r.cfg.Store, pvc, true, func(up *corev1.PersistentVolumeClaim) {
+		if grown(up) {
+			return
+		}
 		up.Status.AllocatedResources = corev1.ResourceList{corev1.ResourceStorage: want}
 		up.Status.AllocatedResourceStatuses = map[corev1.ResourceName]corev1.ClaimResourceStatus{corev1.ResourceStorage: corev1.PersistentVolumeClaimControllerResizeInProgress}
 		setPVCConditions(&up.Status, &corev1.PersistentVolumeClaimCondition{Type: corev1.PersistentVolumeClaimResizing, Status: corev1.ConditionTrue, LastTransitionTime: now})
@@ -520,6 +557,9 @@ func (r *PersistentVolume) expand(ctx context.Context, pvc *corev1.PersistentVol
 	}
 	nodeStep := volumeMode(pv.Spec.VolumeMode) == corev1.PersistentVolumeFilesystem && pv.Annotations[annProvisionedBy] != LocalPathProvisioner
 	_, err = writeRetry(ctx, r.cfg.Store, pvc, true, func(up *corev1.PersistentVolumeClaim) {
+		if grown(up) {
+			return
+		}
 		if nodeStep {
 			up.Status.AllocatedResourceStatuses = map[corev1.ResourceName]corev1.ClaimResourceStatus{corev1.ResourceStorage: corev1.PersistentVolumeClaimNodeResizePending}
 			setPVCConditions(&up.Status, &corev1.PersistentVolumeClaimCondition{Type: corev1.PersistentVolumeClaimFileSystemResizePending,

@@ -230,3 +230,56 @@ func TestPersistentVolumeExpansion(t *testing.T) {
 		t.Fatalf("expanded without allowVolumeExpansion: %s", desc)
 	}
 }
+
+// TestPersistentVolumeExpansionFromStaleCopy: a resize decided on a stale
+// copy of a claim that meanwhile finished growing (its first write then
+// conflicts and is retried on the claim as it is) leaves the claim
+// finished, and a claim that still carries a resize's condition and
+// status once it has its capacity gets them cleared. CI once saw a
+// claim stuck at 3Gi with Resizing=True that way.
+func TestPersistentVolumeExpansionFromStaleCopy(t *testing.T) {
+	base := t.TempDir()
+	var r *PersistentVolume
+	e := newEnv(t, simnode.Options{Nodes: 1}, func(c Config) runner { r = NewPersistentVolume(c, base); return r })
+	mustCreate(e, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-path"}, Provisioner: LocalPathProvisioner, AllowVolumeExpansion: ptr(true)})
+	mustCreate(e, pvc("lp", "1Gi", ptr("local-path")))
+	e.waitFor("lp bound", func() (bool, string) {
+		cl := e.claim("lp")
+		return cl.Status.Phase == corev1.ClaimBound && storageOf(cl.Status.Capacity) == "1Gi", string(cl.Status.Phase)
+	})
+	update(e, "default", "lp", func(cl *corev1.PersistentVolumeClaim) {
+		cl.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("3Gi")
+	})
+	finished := func() (bool, string) {
+		cl := e.claim("lp")
+		return storageOf(cl.Status.Capacity) == "3Gi" && len(cl.Status.Conditions) == 0 && cl.Status.AllocatedResourceStatuses == nil, fmt.Sprint(cl.Status)
+	}
+	e.waitFor("lp grown to 3Gi", finished)
+
+	// A stale copy: the claim as it was after the request grew (same
+	// generation) and before the resize's status writes (an old
+	// resourceVersion, 1Gi, no resize status).
+	stale := e.claim("lp").DeepCopy()
+	stale.ResourceVersion = "1"
+	stale.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}
+	stale.Status.AllocatedResources = nil
+	v, err := e.volume(stale.Spec.VolumeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.expand(e.ctx, stale, v); err != nil {
+		t.Fatal(err)
+	}
+	if ok, desc := finished(); !ok {
+		t.Errorf("after a resize from a stale copy the claim is %s, want 3Gi without resize condition or status", desc)
+	}
+
+	// A finished claim that still carries a resize's leftovers is cleaned.
+	cl := e.claim("lp")
+	cl.Status.AllocatedResourceStatuses = map[corev1.ResourceName]corev1.ClaimResourceStatus{corev1.ResourceStorage: corev1.PersistentVolumeClaimControllerResizeInProgress}
+	setPVCConditions(&cl.Status, &corev1.PersistentVolumeClaimCondition{Type: corev1.PersistentVolumeClaimResizing, Status: corev1.ConditionTrue})
+	if _, err := store.UpdateStatus(e.ctx, e.s, cl); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("leftover Resizing cleared", finished)
+}
