@@ -151,13 +151,9 @@ func (w *podWorker) kickNow() {
 		w.smu.Unlock()
 	default:
 		w.running, w.pending = true, false
-		w.timerGen++
-		stop := w.timer
-		w.timer = nil
+		stop := w.disarmLocked()
 		w.smu.Unlock()
-		if stop != nil {
-			stop()
-		}
+		stop()
 		go w.step()
 	}
 }
@@ -248,18 +244,26 @@ func (w *podWorker) due(gen uint64) {
 	go w.step()
 }
 
+// disarmLocked invalidates the worker's armed timer, if any, and returns
+// the function that stops it, to be called after w.smu is released (a
+// no-op when none was armed). w.smu must be held.
+func (w *podWorker) disarmLocked() (stop func()) {
+	w.timerGen++
+	stop, w.timer = w.timer, nil
+	if stop == nil {
+		stop = func() {}
+	}
+	return stop
+}
+
 // retire ends the worker for good.
 func (w *podWorker) retire() {
 	w.smu.Lock()
 	w.finished = true
 	w.running = false
-	w.timerGen++
-	stop := w.timer
-	w.timer = nil
+	stop := w.disarmLocked()
 	w.smu.Unlock()
-	if stop != nil {
-		stop()
-	}
+	stop()
 	w.stopCtx()
 	w.stopProbes()
 	w.a.workerDone(w)
