@@ -1,9 +1,7 @@
 package containerd
 
 import (
-	"bytes"
 	"fmt"
-	"os/exec"
 	"testing"
 
 	"github.com/tugboatdev/tugboat/runtime"
@@ -26,8 +24,7 @@ func TestShimGroups(t *testing.T) {
 				runPod(t, r, &runtime.PodSandboxConfig{Name: fmt.Sprint("p", i), Namespace: "default", UID: randHex(4)},
 					&runtime.ContainerConfig{Name: "c", Command: []string{"sleep", "1000"}})
 			}
-			out, _ := exec.Command("pgrep", "-f", "containerd-shim.*-namespace "+r.ns+" ").Output()
-			n := len(bytes.Fields(out))
+			n := len(shimPIDs(t, r.ns))
 			if n < tc.minShims || n > tc.maxShims {
 				t.Errorf("%d pods with ShimGroups=%d run %d shims, want %d..%d", tc.pods, tc.groups, n, tc.minShims, tc.maxShims)
 			}
